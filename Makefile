@@ -1,0 +1,49 @@
+# Two commands a new machine needs: `make demo` serves the reference service on
+# embedded defaults, `make test` runs the linters and the whole test suite.
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := python3 -m uv
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_URL_TEST ?= redis://127.0.0.1:6379/0
+WORKERS ?= 2
+DEMO_PRODUCTS ?= 2000
+
+.PHONY: venv demo test test-sqlite test-postgres bench lint
+
+venv: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --quiet
+	touch $@
+
+demo: venv
+	cd example && ../$(PY) manage.py migrate --noinput -v 0
+	cd example && ../$(PY) manage.py collectstatic --noinput -v 0
+	cd example && ../$(PY) manage.py seed --products $(DEMO_PRODUCTS) --if-empty
+	@echo ""
+	@echo "Serving on http://127.0.0.1:8000 (gunicorn, $(WORKERS) workers). Try:"
+	@echo "  http://127.0.0.1:8000/naive/products/     DRF defaults (the baseline)"
+	@echo "  http://127.0.0.1:8000/api/products/       the same contract with drf_scale"
+	@echo "  http://127.0.0.1:8000/floor/products/     hand-written values() + orjson"
+	@echo "  http://127.0.0.1:8000/ninja/products/     Django Ninja"
+	@echo "  http://127.0.0.1:8000/api/docs/           Swagger UI (log in as admin / admin)"
+	@echo ""
+	cd example && ../$(VENV)/bin/gunicorn example.wsgi --workers $(WORKERS) --bind 127.0.0.1:8000
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint test-sqlite test-postgres
+
+test-sqlite: venv
+	$(VENV)/bin/pytest -m "not postgres"
+
+test-postgres: venv
+	@if $(PY) -m tests.services postgres redis; then \
+		DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_URL_TEST) $(VENV)/bin/pytest; \
+	elif [ "$$CI" = "true" ]; then exit 1; fi
+
+bench: venv
+	$(PY) -m bench $(ARGS)
