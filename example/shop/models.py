@@ -8,6 +8,9 @@ from django.db import models
 class Brand(models.Model):
     name = models.CharField(max_length=100, unique=True)
 
+    class Meta:
+        ordering = ["id"]
+
     def __str__(self) -> str:
         return self.name
 
@@ -19,6 +22,7 @@ class Category(models.Model):
     )
 
     class Meta:
+        ordering = ["id"]
         verbose_name_plural = "categories"
 
     def __str__(self) -> str:
@@ -27,6 +31,9 @@ class Category(models.Model):
 
 class Tag(models.Model):
     name = models.CharField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["id"]
 
     def __str__(self) -> str:
         return self.name

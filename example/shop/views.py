@@ -1,0 +1,135 @@
+"""The /naive/ API: DRF defaults as tutorials write them. Our baseline; keep it naive."""
+
+from django.db import IntegrityError, transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from shop import stats
+from shop.filters import PRODUCT_ORDERINGS, ProductFilter, TotalOrderingFilter
+from shop.models import Brand, Category, Product, Tag
+from shop.orders import order_total, place_order
+from shop.pagination import StrictPageNumberPagination
+from shop.permissions import IsStaffOrReadOnly
+from shop.serializers import (
+    BrandSerializer,
+    CategorySerializer,
+    OrderCreateSerializer,
+    OrderSerializer,
+    ProductDetailSerializer,
+    ProductSerializer,
+    ProductWriteSerializer,
+    ReviewSerializer,
+    TagSerializer,
+    TopProductsQuerySerializer,
+)
+
+
+class ProductViewSet(viewsets.ModelViewSet):
+    queryset = Product.objects.all()
+    pagination_class = StrictPageNumberPagination
+    permission_classes = [IsStaffOrReadOnly]
+    filter_backends = [DjangoFilterBackend, TotalOrderingFilter]
+    filterset_class = ProductFilter
+    ordering_fields = PRODUCT_ORDERINGS
+    ordering = ["-created_at"]
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return ProductSerializer
+        if self.action in ("create", "update", "partial_update"):
+            return ProductWriteSerializer
+        if self.action == "reviews":
+            return ReviewSerializer
+        return ProductDetailSerializer
+
+    def perform_write(self, serializer) -> Response:
+        """Save, then answer with the read representation."""
+        instance = serializer.save()
+        return Response(ProductDetailSerializer(instance, context=self.get_serializer_context()).data)
+
+    @extend_schema(responses=ProductDetailSerializer)
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        response = self.perform_write(serializer)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    @extend_schema(responses=ProductDetailSerializer)
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return self.perform_write(serializer)
+
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsAuthenticatedOrReadOnly])
+    def reviews(self, request, pk=None):
+        product = self.get_object()
+        if request.method == "POST":
+            serializer = ReviewSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            if product.reviews.filter(user=request.user).exists():
+                raise ValidationError({"detail": "You have already reviewed this product."})
+            try:
+                with transaction.atomic():
+                    serializer.save(product=product, user=request.user)
+            except IntegrityError:
+                raise ValidationError({"detail": "You have already reviewed this product."}) from None
+            return Response(serializer.data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(product.reviews.order_by("-created_at", "-id"))
+        return self.get_paginated_response(ReviewSerializer(page, many=True).data)
+
+
+class BrandViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Brand.objects.all()
+    serializer_class = BrandSerializer
+    pagination_class = StrictPageNumberPagination
+
+
+class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Category.objects.all()
+    serializer_class = CategorySerializer
+    pagination_class = StrictPageNumberPagination
+
+
+class TagViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Tag.objects.all()
+    serializer_class = TagSerializer
+    pagination_class = StrictPageNumberPagination
+
+
+class OrderViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = OrderCreateSerializer
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={201: OrderSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order, lines = place_order(request.user, serializer.quantities())
+        body = {"id": order.id, "created_at": order.created_at, "lines": lines}
+        body["total"] = order_total(lines)
+        return Response(OrderSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class CategoryStatsView(APIView):
+    """Revenue, units and orders per category over the last 30 days."""
+
+    def get(self, request):
+        return Response(stats.category_sales(days=30))
+
+
+class TopProductsView(APIView):
+    """The best-selling products over the last ?days=N days (1 to 365)."""
+
+    @extend_schema(parameters=[TopProductsQuerySerializer])
+    def get(self, request):
+        query = TopProductsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(stats.top_products(days=query.validated_data["days"]))
