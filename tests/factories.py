@@ -11,16 +11,17 @@ BASE_TIME = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def make_user(username: str, *, staff: bool = False):
-    return get_user_model().objects.create_user(
-        username=username, password="pw", is_staff=staff
-    )
+    return get_user_model().objects.create_user(username=username, password="pw", is_staff=staff)
 
 
 def make_catalog(products: int = 12, *, reviews_per_product: int = 3, stock: int = 10) -> dict:
     """Brands, a two-level category tree, tags, products, reviews and an order."""
     brands = [Brand.objects.create(name=f"Brand {i}") for i in range(3)]
     root = Category.objects.create(name="Root")
-    categories = [root, *(Category.objects.create(name=f"Child {i}", parent=root) for i in range(2))]
+    categories = [
+        root,
+        *(Category.objects.create(name=f"Child {i}", parent=root) for i in range(2)),
+    ]
     tags = [Tag.objects.create(name=f"tag-{i}") for i in range(4)]
     users = [make_user(f"user{i}") for i in range(max(reviews_per_product, 1))]
     items = []
@@ -46,5 +47,10 @@ def make_catalog(products: int = 12, *, reviews_per_product: int = 3, stock: int
         items.append(product)
     order = Order.objects.create(user=users[0])
     OrderLine.objects.create(order=order, product=items[0], quantity=2, unit_price=items[0].price)
-    return {"brands": brands, "categories": categories, "tags": tags, "users": users,
-            "products": items}
+    return {
+        "brands": brands,
+        "categories": categories,
+        "tags": tags,
+        "users": users,
+        "products": items,
+    }

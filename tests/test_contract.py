@@ -59,8 +59,11 @@ def test_list_shape(client, catalog):
     assert [r["sku"] for r in body["results"]] == ["SKU-0011", "SKU-0010"]
     assert first["price"] == "20.99"
     assert first["created_at"] == "2026-01-01T12:05:00.123456Z"
-    assert first["category"] == {"id": catalog["categories"][2].id, "name": "Child 1",
-                                 "parent": catalog["categories"][0].id}
+    assert first["category"] == {
+        "id": catalog["categories"][2].id,
+        "name": "Child 1",
+        "parent": catalog["categories"][0].id,
+    }
 
 
 def test_review_stats(client, catalog):

@@ -1,6 +1,7 @@
 """Product filters and a total ordering, shared by every router."""
 
 import django_filters
+from django import forms
 from rest_framework.filters import OrderingFilter
 
 from shop.models import Product
@@ -9,10 +10,16 @@ PRODUCT_ORDERINGS = ("created_at", "price")
 DEFAULT_PRODUCT_ORDERING = ("-created_at",)
 
 
+class IdFilter(django_filters.NumberFilter):
+    """A primary key: a whole number, not a decimal."""
+
+    field_class = forms.IntegerField
+
+
 class ProductFilter(django_filters.FilterSet):
-    brand = django_filters.NumberFilter(field_name="brand_id")
-    category = django_filters.NumberFilter(field_name="category_id")
-    tag = django_filters.NumberFilter(field_name="tags")
+    brand = IdFilter(field_name="brand_id")
+    category = IdFilter(field_name="category_id")
+    tag = IdFilter(field_name="tags")
     status = django_filters.ChoiceFilter(choices=Product.Status.choices)
     min_price = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     max_price = django_filters.NumberFilter(field_name="price", lookup_expr="lte")

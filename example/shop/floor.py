@@ -37,9 +37,11 @@ def _products(rows: list[dict]) -> list[dict]:
     """Rows of COLUMNS to product dicts, with tags and review stats in two queries."""
     ids = [r["id"] for r in rows]
     tags = defaultdict(list)
-    for pid, tid, tname in Product.tags.through.objects.filter(product_id__in=ids).values_list(
-        "product_id", "tag_id", "tag__name"
-    ).order_by("tag_id"):
+    for pid, tid, tname in (
+        Product.tags.through.objects.filter(product_id__in=ids)
+        .values_list("product_id", "tag_id", "tag__name")
+        .order_by("tag_id")
+    ):
         tags[pid].append({"id": tid, "name": tname})
     reviews = {
         r["product_id"]: r

@@ -81,7 +81,17 @@ class ProductWriteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Product
-        fields = ["sku", "name", "description", "price", "stock", "status", "brand", "category", "tags"]
+        fields = [
+            "sku",
+            "name",
+            "description",
+            "price",
+            "stock",
+            "status",
+            "brand",
+            "category",
+            "tags",
+        ]
 
     def validate_price(self, value):
         if value <= 0:

@@ -48,7 +48,11 @@ def top_products(days: int, limit: int = 10) -> list[dict]:
     )
     return [
         {
-            "product": {"id": r["product_id"], "sku": r["product__sku"], "name": r["product__name"]},
+            "product": {
+                "id": r["product_id"],
+                "sku": r["product__sku"],
+                "name": r["product__name"],
+            },
             "units": r["units"],
             "revenue": str(Decimal(r["revenue"]).quantize(CENT)),
         }

@@ -51,7 +51,9 @@ class ProductViewSet(viewsets.ModelViewSet):
     def perform_write(self, serializer) -> Response:
         """Save, then answer with the read representation."""
         instance = serializer.save()
-        return Response(ProductDetailSerializer(instance, context=self.get_serializer_context()).data)
+        return Response(
+            ProductDetailSerializer(instance, context=self.get_serializer_context()).data
+        )
 
     @extend_schema(responses=ProductDetailSerializer)
     def create(self, request, *args, **kwargs):
@@ -80,7 +82,9 @@ class ProductViewSet(viewsets.ModelViewSet):
                 with transaction.atomic():
                     serializer.save(product=product, user=request.user)
             except IntegrityError:
-                raise ValidationError({"detail": "You have already reviewed this product."}) from None
+                raise ValidationError(
+                    {"detail": "You have already reviewed this product."}
+                ) from None
             return Response(serializer.data, status=status.HTTP_201_CREATED)
         page = self.paginate_queryset(product.reviews.order_by("-created_at", "-id"))
         return self.get_paginated_response(ReviewSerializer(page, many=True).data)

@@ -19,10 +19,7 @@ class RequestTiming:
     app_ms: float
 
     def header(self) -> str:
-        return (
-            f'db;dur={self.db_ms:.2f};desc="{self.queries} queries", '
-            f"app;dur={self.app_ms:.2f}"
-        )
+        return f'db;dur={self.db_ms:.2f};desc="{self.queries} queries", app;dur={self.app_ms:.2f}'
 
 
 class ServerTimingMiddleware:

@@ -1,0 +1,88 @@
+"""Whatever a client sends, the answer is a 4xx with a JSON error, never a 500."""
+
+import json
+
+import pytest
+
+from shop.models import Product
+
+pytestmark = pytest.mark.django_db
+ROUTERS = ["/naive/", "/api/"]
+
+
+@pytest.mark.parametrize("prefix", [*ROUTERS, "/floor/", "/ninja/"])
+@pytest.mark.parametrize("page_size", ["0", "-3", "101", "abc", "1e3", ""])
+def test_out_of_range_page_size_is_400(client, catalog, prefix, page_size):
+    response = client.get(f"{prefix}products/?page_size={page_size}")
+    assert response.status_code in (400, 422), response.content
+    assert response.json()
+
+
+@pytest.mark.parametrize("prefix", [*ROUTERS, "/floor/"])
+@pytest.mark.parametrize("page", ["0", "abc", "999"])
+def test_bad_page_is_404_json(client, catalog, prefix, page):
+    response = client.get(f"{prefix}products/?page={page}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page."}
+
+
+@pytest.mark.parametrize("prefix", [*ROUTERS, "/floor/", "/ninja/"])
+@pytest.mark.parametrize("query", ["brand=x", "min_price=cheap", "status=sold", "tag=1.5"])
+def test_bad_filters_are_400(client, catalog, prefix, query):
+    response = client.get(f"{prefix}products/?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()
+
+
+@pytest.mark.parametrize("prefix", ROUTERS)
+@pytest.mark.parametrize(
+    "body", [b"{", b'{"sku": ', b"\xff\xfe", b"[1, 2", b"null", b"[]", b'"text"']
+)
+def test_malformed_or_wrongly_shaped_json(staff_client, catalog, prefix, body):
+    before = Product.objects.count()
+    response = staff_client.generic(
+        "POST", f"{prefix}products/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()
+    assert Product.objects.count() == before
+
+
+@pytest.mark.parametrize("prefix", ROUTERS)
+def test_unsupported_media_type(staff_client, catalog, prefix):
+    response = staff_client.generic("POST", f"{prefix}products/", b"<x/>", content_type="text/xml")
+    assert response.status_code == 415
+    assert "Unsupported media type" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("prefix", ROUTERS)
+def test_huge_payload_is_413_and_writes_nothing(staff_client, catalog, prefix):
+    before = Product.objects.count()
+    body = json.dumps(
+        {"sku": "BIG", "name": "x", "price": "1.00", "description": "x" * 3_000_000,
+         "brand": catalog["brands"][0].id, "category": catalog["categories"][0].id}
+    )  # fmt: skip
+    response = staff_client.generic(
+        "POST", f"{prefix}products/", body, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body too large."}
+    assert Product.objects.count() == before
+
+
+@pytest.mark.parametrize("prefix", ROUTERS)
+@pytest.mark.parametrize("days", ["0", "366", "-1", "week", "1.5"])
+def test_top_products_days_is_validated(client, catalog, prefix, days):
+    response = client.get(f"{prefix}stats/top-products/?days={days}")
+    assert response.status_code == 400
+    assert "days" in response.json()
+
+
+@pytest.mark.parametrize("prefix", ROUTERS)
+def test_wrong_types_on_patch(staff_client, catalog, prefix):
+    product = catalog["products"][0]
+    for payload in ({"price": [1]}, {"stock": "many"}, {"tags": "all"}, {"brand": {"id": 1}}):
+        response = staff_client.patch(f"{prefix}products/{product.id}/", payload, format="json")
+        assert response.status_code == 400, payload
+    product.refresh_from_db()
+    assert product.price == catalog["products"][0].price
