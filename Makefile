@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_URL_TEST ?= redis://127.0.0.1:6379/0
+PGBOUNCER_URL ?= postgres://postgres@127.0.0.1:6432/test
+UPSTREAM_LATENCY ?= 0.05
 WORKERS ?= 2
 DEMO_PRODUCTS ?= 2000
 
-.PHONY: venv demo test test-sqlite test-postgres bench lint
+.PHONY: venv demo demo-asgi upstream test test-sqlite test-postgres test-pgbouncer bench lint
 
 venv: $(VENV)/.synced
 
@@ -35,7 +37,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint test-sqlite test-postgres
+test: lint test-sqlite test-postgres test-pgbouncer
 
 test-sqlite: venv
 	$(VENV)/bin/pytest -m "not postgres"
@@ -44,6 +46,20 @@ test-postgres: venv
 	@if $(PY) -m tests.services postgres redis; then \
 		DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_URL_TEST) $(VENV)/bin/pytest; \
 	elif [ "$$CI" = "true" ]; then exit 1; fi
+
+# The suite again on PostgreSQL, through PgBouncer in transaction mode (.ci/pgbouncer.sh).
+test-pgbouncer: venv
+	@if $(PY) -m tests.services postgres redis pgbouncer; then \
+		DATABASE_URL=$(PGBOUNCER_URL) DB_MODE=pgbouncer REDIS_URL=$(REDIS_URL_TEST) \
+		$(VENV)/bin/pytest; \
+	elif [ "$$CI" = "true" ]; then exit 1; fi
+
+demo-asgi: venv
+	cd example && SERVER_MODE=asgi ../$(VENV)/bin/gunicorn example.asgi:application \
+		-k uvicorn_worker.UvicornWorker --workers $(WORKERS) --bind 127.0.0.1:8000
+
+upstream: venv
+	cd example && ../$(PY) -m upstream --port 8001 --latency $(UPSTREAM_LATENCY)
 
 bench: venv
 	$(PY) -m bench $(ARGS)

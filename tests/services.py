@@ -10,7 +10,11 @@ import sys
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-PORTS = {"postgres": ("127.0.0.1", 5432), "redis": ("127.0.0.1", 6379)}
+PORTS = {
+    "postgres": ("127.0.0.1", 5432),
+    "redis": ("127.0.0.1", 6379),
+    "pgbouncer": ("127.0.0.1", 6432),  # .ci/pgbouncer.sh
+}
 
 
 def reachable(service: str) -> bool:

@@ -1,8 +1,10 @@
 """Test settings: the reference service plus the library's own test app."""
 
 from example.settings import *  # noqa: F403
-from example.settings import INSTALLED_APPS, MIDDLEWARE
+from example.settings import DRF_SCALE, INSTALLED_APPS, MIDDLEWARE
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp", "tests.pagingapp", "tests.fastapp"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]
+# Tests fail on a budget overrun or an N+1, wherever it happens.
+DRF_SCALE = {**DRF_SCALE, "QUERY_CHECKS": "raise"}

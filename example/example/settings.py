@@ -7,7 +7,7 @@ the service runs on SQLite, the local-memory cache and in-process tasks.
 import os
 from pathlib import Path
 
-import dj_database_url
+from drf_scale.db import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,9 +56,15 @@ TEMPLATES = [
     }
 ]
 
+# How the service is served: "wsgi" (gunicorn sync workers) or "asgi" (uvicorn workers).
+SERVER_MODE = os.environ.get("SERVER_MODE", "wsgi")
+DATABASE_URL = os.environ.get("DATABASE_URL")
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
+    "default": database_config(
+        DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        # DB_MODE, with DATABASE_URL: direct (kept connections), pool or pgbouncer.
+        mode=os.environ.get("DB_MODE", "direct") if DATABASE_URL else "direct",
+        server=SERVER_MODE,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -100,7 +106,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-DRF_SCALE = {"SERVER_TIMING": True}
+DRF_SCALE = {"SERVER_TIMING": True, "SERVER_MODE": SERVER_MODE}
+
+# The shipping provider of the async quote view; `python -m upstream` serves a stand-in.
+SHIPPING_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001")
+# Seconds the quote view waits for the provider before answering 504.
+SHIPPING_TIMEOUT = float(os.environ.get("UPSTREAM_TIMEOUT", "2"))
 
 LOGGING = {
     "version": 1,

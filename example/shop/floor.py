@@ -8,12 +8,12 @@ from collections import defaultdict
 from decimal import Decimal
 
 import orjson
-from django.db.models import Avg, Count
 from django.http import HttpRequest, HttpResponse
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from shop.filters import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, ProductFilter, with_tiebreak
 from shop.models import Product, Review
+from shop.review_stats import REVIEW_STATS, rounded_rating
 from shop.serializers import LATEST_REVIEWS
 
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
@@ -29,12 +29,8 @@ def _json(data, status: int = 200) -> HttpResponse:
     )
 
 
-def _rating(avg) -> float | None:
-    return None if avg is None else round(float(avg), 2)
-
-
 def _products(rows: list[dict]) -> list[dict]:
-    """Rows of COLUMNS to product dicts, with tags and review stats in two queries."""
+    """Rows of COLUMNS and REVIEW_STATS to product dicts, with tags in one more query."""
     ids = [r["id"] for r in rows]
     tags = defaultdict(list)
     for pid, tid, tname in (
@@ -43,16 +39,8 @@ def _products(rows: list[dict]) -> list[dict]:
         .order_by("tag_id")
     ):
         tags[pid].append({"id": tid, "name": tname})
-    reviews = {
-        r["product_id"]: r
-        for r in Review.objects.filter(product_id__in=ids)
-        .values("product_id")
-        .annotate(n=Count("id"), avg=Avg("rating"))
-        .order_by()
-    }
     out = []
     for r in rows:
-        stats = reviews.get(r["id"])
         out.append(
             {
                 "id": r["id"],
@@ -67,8 +55,8 @@ def _products(rows: list[dict]) -> list[dict]:
                     "parent": r["category__parent_id"],
                 },
                 "tags": tags[r["id"]],
-                "review_count": stats["n"] if stats else 0,
-                "rating_avg": _rating(stats["avg"]) if stats else None,
+                "review_count": r["review_count"],
+                "rating_avg": rounded_rating(r["rating_avg"]),
                 "created_at": r["created_at"],
                 "updated_at": r["updated_at"],
             }
@@ -103,7 +91,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
     count = queryset.count()
     if page > 1 and (page - 1) * size >= count:
         return _json({"detail": "Invalid page."}, 404)
-    rows = list(queryset.values(*COLUMNS)[(page - 1) * size : page * size])
+    rows = list(queryset.values(*COLUMNS, **REVIEW_STATS)[(page - 1) * size : page * size])
     url = request.build_absolute_uri()
     previous = None
     if page == 2:
@@ -121,7 +109,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
 
 
 def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    rows = list(Product.objects.filter(pk=pk).values(*COLUMNS, "description"))
+    rows = list(Product.objects.filter(pk=pk).values(*COLUMNS, "description", **REVIEW_STATS))
     if not rows:
         return _json({"detail": "No Product matches the given query."}, 404)
     (product,) = _products(rows)

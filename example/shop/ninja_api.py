@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import orjson
-from django.db.models import Avg, Count, Prefetch
+from django.db.models import Prefetch
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, NinjaAPI, Query, Schema
@@ -13,6 +13,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from shop.filters import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, ProductFilter, with_tiebreak
 from shop.models import Product, Review
+from shop.review_stats import REVIEW_STATS, rounded_rating
 from shop.serializers import LATEST_REVIEWS
 
 
@@ -72,7 +73,7 @@ class ProductOut(Schema):
 
     @staticmethod
     def resolve_rating_avg(obj) -> float | None:
-        return None if obj.rating_avg is None else round(float(obj.rating_avg), 2)
+        return rounded_rating(obj.rating_avg)
 
 
 class ProductDetailOut(ProductOut):
@@ -97,7 +98,7 @@ def _products():
     return (
         Product.objects.select_related("brand", "category")
         .prefetch_related("tags")
-        .annotate(review_count=Count("reviews"), rating_avg=Avg("reviews__rating"))
+        .annotate(**REVIEW_STATS)
     )
 
 

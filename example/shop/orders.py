@@ -4,7 +4,6 @@ from collections import Counter
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
 
 from shop.errors import Conflict
 from shop.models import Order, OrderLine, Product
@@ -39,7 +38,8 @@ def place_order(user, quantities: Counter[int]) -> tuple[Order, list[OrderLine]]
             raise InsufficientStock(f"Insufficient stock: {', '.join(short)}.")
         order = Order.objects.create(user=user)
         for pid, qty in quantities.items():
-            Product.objects.filter(id=pid).update(stock=F("stock") - qty)
+            products[pid].stock -= qty  # safe: the rows are locked until commit
+        Product.objects.bulk_update(products.values(), ["stock"])
         lines = OrderLine.objects.bulk_create(
             OrderLine(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)
             for pid, qty in sorted(quantities.items())

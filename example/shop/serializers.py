@@ -7,6 +7,7 @@ from django.db.models import Avg
 from rest_framework import serializers
 
 from shop.models import Brand, Category, Product, Review, Tag
+from shop.review_stats import rounded_rating
 
 LATEST_REVIEWS = 5
 
@@ -61,8 +62,7 @@ class ProductSerializer(serializers.ModelSerializer):
         return obj.reviews.count()
 
     def get_rating_avg(self, obj: Product) -> float | None:
-        avg = obj.reviews.aggregate(avg=Avg("rating"))["avg"]
-        return None if avg is None else round(float(avg), 2)
+        return rounded_rating(obj.reviews.aggregate(avg=Avg("rating"))["avg"])
 
 
 class ProductDetailSerializer(ProductSerializer):

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from shop import floor, views
+from shop import api_views, async_views, floor, views
 from shop.ninja_api import api as ninja_api
 
 
@@ -28,7 +28,8 @@ def api_routes(product_views, namespace: str) -> tuple:
 
 urlpatterns = [
     path("naive/", include(api_routes(views, "naive"))),
-    path("api/", include(api_routes(views, "api"))),
+    path("api/", include(api_routes(api_views, "api"))),
+    path("api/products/<int:pk>/shipping-quote/", async_views.shipping_quote),
     path("floor/products/", floor.product_list),
     path("floor/products/<int:pk>/", floor.product_detail),
     path("ninja/", ninja_api.urls),

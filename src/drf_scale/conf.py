@@ -14,6 +14,40 @@ from django.core.signals import setting_changed
 DEFAULTS: dict[str, Any] = {
     # Add the Server-Timing header to every response.
     "SERVER_TIMING": True,
+    # Per-request query budget; a view's ``query_budget`` attribute overrides it.
+    "QUERY_BUDGET": 5,
+    # The same query from the same call site this many times in one request is an N+1.
+    "NPLUSONE_THRESHOLD": 3,
+    # Per-request budget and N+1 checks: "off", "log" or "raise"; None: "log" if DEBUG else "off".
+    "QUERY_CHECKS": None,
+    # Count strategy of the drf_scale paginators: dotted path to a CountStrategy class.
+    "COUNT_STRATEGY": "drf_scale.counting.HybridCount",
+    # HybridCount: an estimate below this many rows is replaced by an exact count.
+    "COUNT_HYBRID_THRESHOLD": 10_000,
+    # CachedCount: seconds a computed count stays in the cache.
+    "COUNT_CACHE_TTL": 60,
+    # CachedCount: the alias in Django's CACHES it uses.
+    "COUNT_CACHE": "default",
+    # EstimatedCount* paginators: the deepest offset served; past it, a 400 pointing to cursors.
+    "MAX_OFFSET": 10_000,
+    # How the service is served, "wsgi" or "asgi": the connection checks depend on it.
+    "SERVER_MODE": "wsgi",
+    # Processes that hold connections, for the pool size check; None: $WEB_CONCURRENCY.
+    "WORKERS": None,
+    # Aggregates: the alias in Django's CACHES that stores their results.
+    "AGGREGATE_CACHE": "default",
+    # Aggregates: seconds after a write before the refresh runs; writes meanwhile join it.
+    "AGGREGATE_DEBOUNCE": 2,
+    # Aggregates, no stored result: "compute" (one request computes, others wait) or "accept" (202).
+    "AGGREGATE_ON_MISS": "compute",
+    # Aggregates: seconds a request waits for another one computing a missing result, then 202.
+    "AGGREGATE_MISS_WAIT": 3.0,
+    # Aggregates: the Retry-After seconds of a 202 while a result is being computed.
+    "AGGREGATE_RETRY_AFTER": 2,
+    # Aggregates: seconds a computation holds its lock (a crashed one frees it then).
+    "AGGREGATE_COMPUTE_TIMEOUT": 60,
+    # Compiled read plans serve FastReadMixin and write responses; False: all through DRF.
+    "FAST_READS": True,
 }
 
 
@@ -44,6 +78,18 @@ class ScaleSettings:
 
 
 scale_settings = ScaleSettings(DEFAULTS)
+
+QUERY_CHECK_MODES = ("off", "log", "raise")
+
+
+def query_checks_mode() -> str:
+    """QUERY_CHECKS resolved: what the middleware does with budget and N+1 findings."""
+    mode = scale_settings.QUERY_CHECKS
+    if mode is None:
+        return "log" if settings.DEBUG else "off"
+    if mode not in QUERY_CHECK_MODES:
+        raise RuntimeError(f"DRF_SCALE QUERY_CHECKS must be one of {QUERY_CHECK_MODES} or None")
+    return mode
 
 
 def _reload(*, setting: str, **kwargs: Any) -> None:

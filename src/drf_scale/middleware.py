@@ -1,13 +1,22 @@
-"""Per-request query counts and timings, reported in a Server-Timing header."""
+"""Per-request query counts and timings in a Server-Timing header, and query checks.
 
+With QUERY_CHECKS on, the same recording also checks each request against its query budget
+and for N+1 queries: "log" writes a readable report to the ``drf_scale.queries`` logger,
+"raise" raises it. Off, the request pays for a count and a duration only.
+"""
+
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from drf_scale.conf import scale_settings
-from drf_scale.queries import record_queries
+from drf_scale.conf import query_checks_mode, scale_settings
+from drf_scale.queries import QueryLog, find_problems, record_queries
+
+logger = logging.getLogger("drf_scale.queries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,19 +31,31 @@ class RequestTiming:
         return f'db;dur={self.db_ms:.2f};desc="{self.queries} queries", app;dur={self.app_ms:.2f}'
 
 
-class ServerTimingMiddleware:
-    """Count the SQL queries of each request and add a Server-Timing header.
+def view_query_budget(view: Callable[..., Any] | None) -> int | None:
+    """The ``query_budget`` a view function or its class declares, or QUERY_BUDGET.
 
-    ``app`` is the time spent outside the database. Tests read the figures of a
-    response from ``response.timing``.
+    A view that declares ``query_budget = None`` is not checked at all.
+    """
+    for owner in (view, getattr(view, "cls", None), getattr(view, "view_class", None)):
+        if owner is not None and hasattr(owner, "query_budget"):
+            return owner.query_budget
+    return scale_settings.QUERY_BUDGET
+
+
+class ServerTimingMiddleware:
+    """Count the SQL queries of each request, add a Server-Timing header, check the queries.
+
+    ``app`` is the time spent outside the database. Tests read the figures of a response
+    from ``response.timing``.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        mode = query_checks_mode()
         start = time.perf_counter()
-        with record_queries() as log:
+        with record_queries(detail=mode != "off") as log:
             response = self.get_response(request)
         db_s = log.duration
         timing = RequestTiming(
@@ -45,4 +66,19 @@ class ServerTimingMiddleware:
         response.timing = timing  # type: ignore[attr-defined]
         if scale_settings.SERVER_TIMING:
             response.headers["Server-Timing"] = timing.header()
+        if mode != "off":
+            self.check_queries(request, log, raise_problems=mode == "raise")
         return response
+
+    def check_queries(self, request: HttpRequest, log: QueryLog, *, raise_problems: bool) -> None:
+        """Log or raise the request's budget overrun and N+1s."""
+        match = getattr(request, "resolver_match", None)
+        budget = view_query_budget(match.func if match else None)
+        if budget is None:
+            return
+        for problem in find_problems(
+            log, budget=budget, threshold=scale_settings.NPLUSONE_THRESHOLD
+        ):
+            if raise_problems:
+                raise problem
+            logger.warning("%s %s: %s", request.method, request.path, problem)

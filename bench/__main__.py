@@ -1,0 +1,195 @@
+"""``python -m bench``: load every scenario x target and report the results.
+
+Run from the repository root. ``--smoke`` checks that the harness still works
+end to end on a tiny SQLite dataset, without touching BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from bench.load import SCENARIOS, TARGETS, THREADS, ensure_wrk, probe, run_wrk, scenario_paths
+from bench.report import (
+    Facts,
+    Result,
+    cpu_model,
+    git_commit,
+    markdown_block,
+    markdown_table,
+    memory_gib,
+    software_versions,
+    to_json,
+    write_benchmarks,
+    write_chart,
+)
+from bench.server import ROOT, ensure_database, prepare_dataset, serve, service_env
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/drf_scale_bench"
+RESULTS = ROOT / "bench" / "results"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+SMOKE = {"products": 300, "duration": 2, "warmup": 1, "connections": 8}
+REAL = {"products": 100_000, "duration": 10, "warmup": 2, "connections": 32}
+
+
+def choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of names from ``allowed``."""
+
+    def parse(value: str) -> list[str]:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}")
+        return names
+
+    return parse
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--products", type=int, help="dataset size (default 100000; smoke 300)")
+    parser.add_argument("--duration", type=int, help="seconds per row (default 10; smoke 2)")
+    parser.add_argument("--warmup", type=int, help="warm-up seconds per row (default 2; smoke 1)")
+    parser.add_argument("--connections", type=int, help="wrk connections (default 32; smoke 8)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument(
+        "--database-url",
+        help=f"default {DEFAULT_DATABASE_URL}; smoke: a temporary SQLite file",
+    )
+    parser.add_argument("--scenarios", type=choices(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--targets", type=choices(TARGETS), default=list(TARGETS))
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny dataset, short runs, results in a temporary directory; "
+        "fails when the server does not start or a row has no 2xx response",
+    )
+    args = parser.parse_args(argv)
+    defaults = SMOKE if args.smoke else REAL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def measure(
+    args: argparse.Namespace,
+    wrk: str,
+    env: dict[str, str],
+    ids: list[int],
+    log: Path,
+    workdir: Path,
+) -> list[Result]:
+    """Serve the service and load each scenario x target: warm-up, probe, measured run."""
+    rows = [(s, t) for s in args.scenarios for t in args.targets]
+    results: list[Result] = []
+    with serve(env, args.workers, log) as base_url:
+        for n, (scenario, target) in enumerate(rows, 1):
+            paths = scenario_paths(scenario, target, ids)
+            paths_file = workdir / f"{scenario}-{target}.paths"
+            paths_file.write_text("\n".join(paths) + "\n")
+            print(f"[{n}/{len(rows)}] {scenario} {target}", file=sys.stderr, flush=True)
+            run_wrk(wrk, base_url, paths_file, args.connections, args.warmup)
+            # The probe queues behind what the warm-up left in the listen backlog,
+            # so the measured run starts on a drained server.
+            sample = probe(base_url + paths[0])
+            load = run_wrk(wrk, base_url, paths_file, args.connections, args.duration)
+            results.append(Result(scenario, target, paths[0], load, sample))
+    return results
+
+
+def run(args: argparse.Namespace, command: str, workdir: Path) -> int:
+    """Measure, write the reports, and return the exit status."""
+    wrk = ensure_wrk()
+    timestamp = datetime.now(UTC)
+    stamp = timestamp.strftime("%Y%m%dT%H%M%SZ")
+    out_dir = workdir if args.smoke else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    database_url = args.database_url or (
+        f"sqlite:///{workdir}/bench.sqlite3" if args.smoke else DEFAULT_DATABASE_URL
+    )
+    load_average = os.getloadavg()[0]  # what else ran on the machine as we started
+
+    env = service_env(database_url)
+    ensure_database(database_url)
+    dataset = prepare_dataset(env, args.products)
+    log = out_dir / f"{stamp}-gunicorn.log"
+    results = measure(args, wrk, env, dataset.ids, log, workdir)
+
+    facts = Facts(
+        timestamp=timestamp.strftime("%Y-%m-%d %H:%M UTC"),
+        command=command,
+        commit=git_commit(ROOT),
+        cpu=cpu_model(),
+        cores=os.cpu_count() or 0,
+        memory_gib=round(memory_gib(), 1),
+        load_average=load_average,
+        os=f"{os.uname().sysname} {os.uname().release}",
+        **software_versions(wrk),
+        database=dataset.database,
+        cache="Redis" if os.environ.get("REDIS_URL") else "local memory",
+        products=dataset.products,
+        detail_ids=len(dataset.ids),
+        workers=args.workers,
+        threads=min(THREADS, args.connections),
+        connections=args.connections,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+    )
+    json_path = out_dir / f"{stamp}.json"
+    json_path.write_text(to_json(facts, results))
+    chart = out_dir / f"{stamp}.png"
+    write_chart(facts, results, chart)
+    latest = out_dir / "latest.png"
+    shutil.copyfile(chart, latest)
+    benchmarks = out_dir / "BENCHMARKS.md" if args.smoke else BENCHMARKS
+    block = markdown_block(
+        facts,
+        results,
+        chart=os.path.relpath(latest, benchmarks.parent),
+        raw=os.path.relpath(json_path, benchmarks.parent),
+    )
+    write_benchmarks(benchmarks, block)
+
+    print(markdown_table(results))
+    kept = " (temporary, removed on exit)" if args.smoke else ""
+    print(f"\nwrote {json_path}, {chart}, {latest}, {benchmarks}{kept}", file=sys.stderr)
+    failed = [f"{r.scenario} {r.target}" for r in results if r.load.ok == 0]
+    if failed:
+        print(f"bench: no 2xx response from {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    # SIGTERM unwinds like Ctrl-C, so gunicorn is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    command = shlex.join(["python", "-m", "bench", *argv])
+    try:
+        with tempfile.TemporaryDirectory(prefix="drf-scale-bench-") as workdir:
+            return run(args, command, Path(workdir))
+    except (RuntimeError, subprocess.CalledProcessError, psycopg.Error) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The results of a run: machine facts, JSON, a Markdown table and a PNG chart."""
+
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from bench.load import LIST_PAGE_SIZE, LoadResult, Probe
+
+START = "<!-- bench:start -->"
+END = "<!-- bench:end -->"
+INTRO = """# Benchmarks
+
+Throughput and latency of the reference service in `example/`, measured by
+`python -m bench` (`make bench`): the same product API served four ways,
+`naive` (DRF defaults as tutorials write them), `api` (drf_scale), `floor`
+(hand-written `values()` + orjson, the ceiling of what Django can do) and `ninja`
+(Django Ninja). The block below is rewritten by each run; text outside it is kept.
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One scenario on one target."""
+
+    scenario: str
+    target: str
+    path: str
+    load: LoadResult
+    probe: Probe
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The machine, software, dataset and load settings a run was measured with."""
+
+    timestamp: str
+    command: str
+    commit: str
+    cpu: str
+    cores: int
+    memory_gib: float
+    load_average: float
+    os: str
+    python: str
+    django: str
+    djangorestframework: str
+    gunicorn: str
+    wrk: str
+    database: str
+    cache: str
+    products: int
+    detail_ids: int
+    workers: int
+    threads: int
+    connections: int
+    duration_s: int
+    warmup_s: int
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float:
+    """Total memory, from the page count of the machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def git_commit(root: Path) -> str:
+    """The short commit of the work tree, with ``+dirty`` when it has changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        return git("rev-parse", "--short", "HEAD") + (
+            "+dirty" if git("status", "--porcelain") else ""
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def software_versions(wrk: str) -> dict[str, str]:
+    """Versions of Python, Django, DRF, gunicorn and wrk."""
+    wrk_banner = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
+    return {
+        "python": platform.python_version(),
+        "django": version("django"),
+        "djangorestframework": version("djangorestframework"),
+        "gunicorn": version("gunicorn"),
+        "wrk": wrk_banner.split()[1] if wrk_banner.startswith("wrk ") else "unknown",
+    }
+
+
+def ratio(results: list[Result], result: Result, baseline: str) -> float | None:
+    """req/s of ``result`` over that of ``baseline`` in the same scenario."""
+    for other in results:
+        if other.scenario == result.scenario and other.target == baseline:
+            return result.load.rps / other.load.rps if other.load.rps else None
+    return None
+
+
+def to_json(facts: Facts, results: list[Result]) -> str:
+    """The whole run as JSON, with req/s and the ratios computed per row."""
+    rows = [
+        {
+            **asdict(result),
+            "rps": result.load.rps,
+            "errors": result.load.error_count,
+            "ratio_vs_naive": ratio(results, result, "naive"),
+            "ratio_vs_floor": ratio(results, result, "floor"),
+        }
+        for result in results
+    ]
+    return json.dumps({"facts": asdict(facts), "results": rows}, indent=2) + "\n"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def markdown_table(results: list[Result]) -> str:
+    """The results as a Markdown table, ratios against naive and floor."""
+    lines = [
+        "| scenario | target | req/s | p50 ms | p99 ms | queries/request | bytes | errors "
+        "| vs naive | vs floor |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        queries = "-" if r.probe.queries is None else str(r.probe.queries)
+        lines.append(
+            f"| {r.scenario} | {r.target} | {_rate(r.load.rps)} "
+            f"| {r.load.latency_ms['p50']:.1f} | {r.load.latency_ms['p99']:.1f} "
+            f"| {queries} | {r.probe.bytes:,} | {r.load.error_count:,} "
+            f"| {_times(ratio(results, r, 'naive'))} | {_times(ratio(results, r, 'floor'))} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown_block(facts: Facts, results: list[Result], chart: str, raw: str) -> str:
+    """What goes between the markers: facts, command, table, chart, raw results."""
+    f = facts
+    return f"""Measured {f.timestamp} at commit `{f.commit}`.
+
+- Machine: {f.cores} cores ({f.cpu}), {f.memory_gib:.1f} GiB memory, {f.os}; \
+load average {f.load_average:.2f} before the run
+- Software: Python {f.python}, Django {f.django}, DRF {f.djangorestframework}, \
+gunicorn {f.gunicorn} ({f.workers} sync workers), {f.database}, cache: {f.cache}
+- Dataset: {f.products:,} products; list = `GET /<target>/products/?page_size=\
+{LIST_PAGE_SIZE}`, detail = `GET /<target>/products/<id>/` round-robin over \
+{f.detail_ids:,} sampled ids
+- Load: wrk {f.wrk}, {f.threads} threads, {f.connections} connections, \
+{f.duration_s} s per row after a {f.warmup_s} s warm-up, on the same machine
+- Command: `{f.command}`
+
+req/s counts 2xx responses only; queries/request and bytes come from one request \
+outside the load; errors are socket errors, timeouts and non-2xx responses.
+
+{markdown_table(results)}
+
+![requests per second by target]({chart})
+
+Raw results: `{raw}`"""
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the marked block replaced by ``block``; the rest stays as it was.
+
+    Without markers the block is appended (after the intro when ``text`` is empty).
+    """
+    marked = f"{START}\n{block.strip()}\n{END}"
+    start, end = text.find(START), text.find(END)
+    if start == -1 or end < start:
+        head = text.rstrip() or INTRO.rstrip()
+        return f"{head}\n\n{marked}\n"
+    return text[:start] + marked + text[end + len(END) :]
+
+
+def write_benchmarks(path: Path, block: str) -> None:
+    """Write ``block`` into the marked block of the Markdown file at ``path``."""
+    text = path.read_text() if path.exists() else ""
+    path.write_text(replace_block(text, block))
+
+
+def write_chart(facts: Facts, results: list[Result], path: Path) -> None:
+    """A bar chart of req/s per target, grouped by scenario, rendered with Agg."""
+    scenarios = list(dict.fromkeys(r.scenario for r in results))
+    targets = list(dict.fromkeys(r.target for r in results))
+    rps = {(r.scenario, r.target): r.load.rps for r in results}
+    width = 0.8 / len(targets)
+
+    fig = Figure(figsize=(9, 5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, target in enumerate(targets):
+        offset = (i - (len(targets) - 1) / 2) * width
+        xs = [n + offset for n in range(len(scenarios))]
+        bars = ax.bar(xs, [rps.get((s, target), 0.0) for s in scenarios], width, label=target)
+        ax.bar_label(bars, labels=[_rate(rps.get((s, target), 0.0)) for s in scenarios], fontsize=8)
+    ax.set_xticks(range(len(scenarios)), scenarios)
+    ax.set_ylabel("requests/s (2xx)")
+    ax.set_title(
+        f"{facts.products:,} products, {facts.database}, {facts.workers} gunicorn workers, "
+        f"{facts.connections} connections",
+        fontsize=10,
+    )
+    ax.legend(title="target")
+    ax.margins(y=0.12)
+    fig.tight_layout()
+    fig.savefig(path)

@@ -1,0 +1,42 @@
+"""The /api/ views: the /naive/ contract, with drf_scale doing the heavy lifting."""
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BrowsableAPIRenderer
+
+from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
+from drf_scale.planner import OptimizedQuerysetMixin
+from drf_scale.renderers import ORJSONParser, ORJSONRenderer
+from shop import api_serializers, views
+from shop.api_stats import CategoryStatsView, TopProductsView
+from shop.serializers import ProductWriteSerializer
+from shop.views import BrandViewSet, CategoryViewSet, OrderViewSet, TagViewSet
+
+__all__ = [
+    "BrandViewSet",
+    "CategoryStatsView",
+    "CategoryViewSet",
+    "OrderViewSet",
+    "ProductViewSet",
+    "TagViewSet",
+    "TopProductsView",
+]
+
+
+@extend_schema_view(
+    create=extend_schema(responses=api_serializers.ProductDetailSerializer),
+    update=extend_schema(responses=api_serializers.ProductDetailSerializer),
+    partial_update=extend_schema(responses=api_serializers.ProductDetailSerializer),
+)
+class ProductViewSet(
+    FastReadMixin, ReadWriteSerializerMixin, OptimizedQuerysetMixin, views.ProductViewSet
+):
+    """Reads through compiled plans, writes validated by the write serializer, orjson."""
+
+    read_serializer_classes = {
+        "list": api_serializers.ProductSerializer,
+        "retrieve": api_serializers.ProductDetailSerializer,
+    }
+    write_serializer_class = ProductWriteSerializer
+    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
+    parser_classes = [ORJSONParser, FormParser, MultiPartParser]

@@ -1,0 +1,99 @@
+"""Async views for I/O-bound endpoints: the worker serves other requests while one waits.
+
+A plain async Django view (DRF views are sync). The ORM work of a request runs in one
+``sync_to_async`` call, then the upstream call awaits on the event loop with a timeout:
+a slow provider is a 504, one that is down a 503, never a hung worker.
+"""
+
+import asyncio
+import functools
+import ssl
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from rest_framework import serializers
+
+from shop.models import Product
+
+
+class ShippingQuoteQuerySerializer(serializers.Serializer):
+    dest = serializers.RegexField(
+        r"^[A-Z]{2}$", error_messages={"invalid": "Use a two-letter country code, e.g. FR."}
+    )
+    quantity = serializers.IntegerField(min_value=1, max_value=100, default=1)
+
+
+class UpstreamError(Exception):
+    """The shipping provider did not give a usable quote; carries the answer to send."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """Loaded once: building it is most of the cost of a new client."""
+    return httpx.create_ssl_context()
+
+
+def _product_price(pk: int) -> Decimal | None:
+    """All the ORM work of a quote, run in one sync_to_async call."""
+    return Product.objects.filter(pk=pk).values_list("price", flat=True).first()
+
+
+async def fetch_quote(dest: str, items: int, value: Decimal) -> dict[str, Any]:
+    """Ask the provider at settings.SHIPPING_URL; the whole exchange, connecting included,
+    gets settings.SHIPPING_TIMEOUT seconds."""
+    # A client per request: one shared client would be bound to the event loop that made
+    # it, and a sync server (or the test client) runs each request in a loop of its own.
+    try:
+        async with (
+            asyncio.timeout(settings.SHIPPING_TIMEOUT),
+            httpx.AsyncClient(verify=_tls(), timeout=None) as client,
+        ):
+            response = await client.get(
+                f"{settings.SHIPPING_URL}/quote",
+                params={"dest": dest, "items": items, "value": str(value)},
+            )
+    except TimeoutError:
+        raise UpstreamError(504, "Shipping provider timed out.") from None
+    except httpx.TransportError:
+        raise UpstreamError(503, "Shipping provider unavailable.") from None
+    if response.status_code >= 500:
+        raise UpstreamError(503, "Shipping provider unavailable.")
+    try:
+        response.raise_for_status()
+        body = response.json()
+        return {
+            "carrier": str(body["carrier"]),
+            "price": str(Decimal(body["price"])),
+            "eta_days": int(body["eta_days"]),
+        }
+    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError, InvalidOperation):
+        raise UpstreamError(502, "Shipping provider sent an invalid answer.") from None
+
+
+async def shipping_quote(request: HttpRequest, pk: int) -> JsonResponse:
+    """GET /products/{id}/shipping-quote/?dest=FR&quantity=2: the provider's quote."""
+    if request.method != "GET":
+        response = JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
+        response["Allow"] = "GET"
+        return response
+    query = ShippingQuoteQuerySerializer(data=request.GET)
+    if not query.is_valid():
+        return JsonResponse(query.errors, status=400)
+    dest, quantity = query.validated_data["dest"], query.validated_data["quantity"]
+    price = await sync_to_async(_product_price)(pk)
+    if price is None:
+        return JsonResponse({"detail": "No Product matches the given query."}, status=404)
+    try:
+        quote = await fetch_quote(dest, quantity, price * quantity)
+    except UpstreamError as exc:
+        return JsonResponse({"detail": exc.detail}, status=exc.status)
+    return JsonResponse({"product": pk, "dest": dest, "quantity": quantity, **quote})

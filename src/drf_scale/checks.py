@@ -1,0 +1,297 @@
+"""Django system checks for drf-scale (ids drf_scale.E001 / W001 ...)."""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.urls import URLResolver, get_resolver
+from rest_framework.serializers import BaseSerializer, ListSerializer, ModelSerializer
+
+from drf_scale.conf import scale_settings
+from drf_scale.db import SERVERS, is_persistent, pool_max_size
+from drf_scale.fast import compile_read_plan
+from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
+from drf_scale.pagination import KeysetPagination, ordering_index, resolve_ordering
+from drf_scale.planner import OptimizedQuerysetMixin, plan_for
+
+PLANNED_ACTIONS = ("list", "retrieve")
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for subclass in cls.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
+
+
+def _serializer_classes(view_class: type) -> set[type]:
+    """The serializer classes a view renders its planned actions with, where it can say."""
+    found = set()
+    for action in PLANNED_ACTIONS:
+        view = view_class(action=action, request=None, format_kwarg=None, args=(), kwargs={})
+        try:
+            found.add(view.get_serializer_class())
+        except Exception:  # an abstract base view, or one that needs a real request
+            continue
+    return found
+
+
+@register("drf_scale")
+def check_query_plans(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W001: a serializer of an OptimizedQuerysetMixin view has fields the planner cannot see."""
+    get_resolver().url_patterns  # noqa: B018 - imports the views
+    messages: list[CheckMessage] = []
+    for view_class in sorted(set(_subclasses(OptimizedQuerysetMixin)), key=str):
+        for serializer_class in sorted(_serializer_classes(view_class), key=str):
+            unplanned = plan_for(serializer_class).unplanned
+            if unplanned:
+                messages.append(
+                    Warning(
+                        f"{serializer_class.__name__} has fields the query planner cannot see: "
+                        f"{', '.join(unplanned)}; they may query once per row.",
+                        hint="Declare what they read with @drf_scale.planner.requires(...).",
+                        obj=view_class,
+                        id="drf_scale.W001",
+                    )
+                )
+    return messages
+
+
+# Connections: settings that hold up in a test and fail under load (E020 to E025).
+
+
+@register("drf_scale")
+def check_connection_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E020 to E024: the server mode, and DATABASES entries unsafe for it or their pooler."""
+    server = scale_settings.SERVER_MODE
+    if server not in SERVERS:
+        return [
+            Error(
+                f"DRF_SCALE SERVER_MODE must be one of {SERVERS}, not {server!r}.",
+                id="drf_scale.E020",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for alias, config in settings.DATABASES.items():
+        if server == "asgi" and is_persistent(config):
+            messages.append(
+                Error(
+                    f"DATABASES[{alias!r}] keeps connections (CONN_MAX_AGE > 0) under ASGI, "
+                    "where every request runs in a new thread: connections leak.",
+                    hint="Set CONN_MAX_AGE to 0, or use a pool or PgBouncer.",
+                    id="drf_scale.E021",
+                )
+            )
+        if pool_max_size(config) and is_persistent(config):
+            messages.append(
+                Error(
+                    f"DATABASES[{alias!r}] has a connection pool and CONN_MAX_AGE > 0; "
+                    "Django refuses the pair at the first query.",
+                    hint="Set CONN_MAX_AGE to 0: the pool keeps the connections.",
+                    id="drf_scale.E022",
+                )
+            )
+        if config.get("DRF_SCALE_MODE") == "pgbouncer":
+            if not config.get("DISABLE_SERVER_SIDE_CURSORS"):
+                messages.append(
+                    Error(
+                        f"DATABASES[{alias!r}] goes through a transaction-mode pooler with "
+                        "server-side cursors: .iterator() breaks when the cursor's "
+                        "transaction moves to another server connection.",
+                        hint="Set DISABLE_SERVER_SIDE_CURSORS to True.",
+                        id="drf_scale.E023",
+                    )
+                )
+            if config.get("OPTIONS", {}).get("prepare_threshold") is not None:
+                messages.append(
+                    Error(
+                        f"DATABASES[{alias!r}] goes through a transaction-mode pooler with "
+                        "prepared statements: they exist on one server connection only.",
+                        hint="Set OPTIONS['prepare_threshold'] to None.",
+                        id="drf_scale.E024",
+                    )
+                )
+    return messages
+
+
+@register(Tags.database)
+def check_pool_capacity(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E025: the pools of all workers can ask for more connections than the server allows.
+
+    Runs when databases are checked (``check --database``, ``migrate``) and the worker
+    count is known (DRF_SCALE WORKERS, else $WEB_CONCURRENCY).
+    """
+    workers = scale_settings.WORKERS or int(os.environ.get("WEB_CONCURRENCY") or 0)
+    if not workers or not databases:
+        return []
+    messages: list[CheckMessage] = []
+    for alias in databases:
+        size = pool_max_size(settings.DATABASES[alias])
+        connection = connections[alias]
+        if not size or connection.vendor != "postgresql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+            )
+            (available,) = cursor.fetchone()
+        if workers * size > available:
+            messages.append(
+                Error(
+                    f"DATABASES[{alias!r}]: {workers} workers x a pool of {size} = "
+                    f"{workers * size} connections, over the {available} the server allows.",
+                    hint="Lower the pool's max_size or the workers, or put PgBouncer in front.",
+                    id="drf_scale.E025",
+                )
+            )
+    return messages
+
+
+# Keyset pagination: every ordering a client may ask for should be an index scan (W010).
+
+
+def _routed_view_classes(patterns: list[Any]) -> Iterator[type]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routed_view_classes(pattern.url_patterns)
+        elif (view_class := getattr(pattern.callback, "cls", None)) is not None:
+            yield view_class
+
+
+@register("drf_scale")
+def check_keyset_indexes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W010: no index yields an ordering a KeysetPagination view allows; E010: not a field.
+
+    Checked per routed view with a ``queryset`` attribute: its default ordering and
+    each of its ``ordering_fields`` alone, with the primary key appended. An index
+    matches when its leading columns are the ordering's, in the same or the exactly
+    opposite directions (PostgreSQL scans B-trees both ways).
+    """
+    messages: list[CheckMessage] = []
+    views = set(_routed_view_classes(get_resolver().url_patterns))
+    for view_class in sorted(views, key=str):
+        paginator_class = getattr(view_class, "pagination_class", None)
+        queryset = getattr(view_class, "queryset", None)
+        if queryset is None or not (
+            isinstance(paginator_class, type) and issubclass(paginator_class, KeysetPagination)
+        ):
+            continue
+        model = queryset.model
+        paginator = paginator_class()
+        orderings = [paginator.get_default_ordering(view_class)]
+        orderings += [(name,) for name in paginator.get_ordering_fields(model, view_class)]
+        for names in orderings:
+            try:
+                ordering = resolve_ordering(model, names)
+            except ImproperlyConfigured as exc:
+                messages.append(Error(str(exc), obj=view_class, id="drf_scale.E010"))
+                continue
+            if ordering_index(model, ordering):
+                continue
+            columns = [str(term) for term in ordering]
+            messages.append(
+                Warning(
+                    f"{view_class.__name__} pages {model._meta.label} by "
+                    f"({', '.join(columns)}) and no index yields that ordering: "
+                    "every page sorts all the matching rows.",
+                    hint=f"Add models.Index(fields={columns!r}, name=...) to "
+                    f"{model.__name__}.Meta.indexes.",
+                    obj=view_class,
+                    id="drf_scale.W010",
+                )
+            )
+    return messages
+
+
+# Read paths: what every request rebuilds, and what stays off the compiled plan (W030 to W032).
+
+
+def _declared_serializers(serializer_class: type) -> Iterator[type]:
+    """``serializer_class`` and the serializers declared in it, to any depth, without building."""
+    yield serializer_class
+    for declared in getattr(serializer_class, "_declared_fields", {}).values():
+        nested = declared.child if isinstance(declared, ListSerializer) else declared
+        if isinstance(nested, BaseSerializer):
+            yield from _declared_serializers(type(nested))
+
+
+def _view_serializers(view_class: type) -> set[type]:
+    """The serializer classes a routed view names: for reads, writes and per action."""
+    found = _serializer_classes(view_class)
+    for name in ("serializer_class", "read_serializer_class", "write_serializer_class"):
+        found.add(getattr(view_class, name, None))
+    for name in ("read_serializer_classes", "write_serializer_classes"):
+        found.update(getattr(view_class, name, {}).values())
+    return {klass for klass in found if isinstance(klass, type)}
+
+
+@register("drf_scale")
+def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W030: fields = "__all__"; W031: model introspection per request; W032: a plan falls back.
+
+    Per routed view: W030 for each serializer it names (nested ones included) that exposes
+    every model field, W031 for list and retrieve ModelSerializers of drf_scale views without
+    FastReadMixin (DRF rebuilds their fields from the model for each request), W032 for
+    those of FastReadMixin views that render through DRF, naming the fields.
+    """
+    messages: list[CheckMessage] = []
+    views = set(_routed_view_classes(get_resolver().url_patterns))
+    exposing: dict[type, type] = {}
+    for view_class in sorted(views, key=str):
+        for serializer_class in _view_serializers(view_class):
+            for declared in _declared_serializers(serializer_class):
+                if getattr(getattr(declared, "Meta", None), "fields", None) == "__all__":
+                    exposing.setdefault(declared, view_class)
+        if issubclass(view_class, FastReadMixin):
+            messages += _fallbacks(view_class)
+        elif issubclass(view_class, OptimizedQuerysetMixin | ReadWriteSerializerMixin):
+            messages += _introspected(view_class)
+    for serializer_class, view_class in sorted(exposing.items(), key=str):
+        messages.append(
+            Warning(
+                f'{serializer_class.__name__} declares fields = "__all__": every model field, '
+                "including ones added later, is exposed and rendered.",
+                hint="List the fields the API promises in Meta.fields.",
+                obj=view_class,
+                id="drf_scale.W030",
+            )
+        )
+    return messages
+
+
+def _introspected(view_class: type) -> list[CheckMessage]:
+    return [
+        Warning(
+            f"{view_class.__name__} renders with {serializer_class.__name__}, a ModelSerializer: "
+            "DRF rebuilds its fields from the model on every request.",
+            hint="Add drf_scale.mixins.FastReadMixin: its compiled plan is built once per class.",
+            obj=view_class,
+            id="drf_scale.W031",
+        )
+        for serializer_class in sorted(_serializer_classes(view_class), key=str)
+        if issubclass(serializer_class, ModelSerializer)
+    ]
+
+
+def _fallbacks(view_class: type) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for serializer_class in sorted(_serializer_classes(view_class), key=str):
+        reasons = compile_read_plan(serializer_class).fallback_reasons
+        if reasons:
+            messages.append(
+                Warning(
+                    f"{view_class.__name__} renders {serializer_class.__name__} through DRF, "
+                    f"not its compiled plan: {'; '.join(reasons)}.",
+                    hint="Give method fields a @drf_scale.fast.batch hint, read columns, "
+                    "relations or declared annotations.",
+                    obj=view_class,
+                    id="drf_scale.W032",
+                )
+            )
+    return messages

@@ -1,0 +1,767 @@
+"""Serializers compiled to values() read plans: DRF's output without DRF's per-row work.
+
+``compile_read_plan(ProductSerializer)`` walks the serializer's field tree once per class and
+returns a ``ReadPlan``: one ``values()`` query for the rows and their to-one relations (joined),
+one query per to-many relation (filtered by the parent keys, stitched in Python, at any depth),
+and per query a transform generated as Python code, a dict literal of row lookups and
+converters chosen at compile time from each field's DRF semantics. ``ReadPlan.execute`` returns
+what ``ProductSerializer(queryset, many=True).data`` returns, as JSON.
+
+A serializer with a field the compiler cannot read from columns (a method field without
+``@batch``, a field that needs the instance) renders through DRF instead, and
+``ReadPlan.fallback_reasons`` names each such field.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import functools
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+from django.core.exceptions import FieldError, ObjectDoesNotExist
+from django.core.signals import setting_changed
+from django.db import models
+from django.db.models import F, Prefetch
+from django.db.models.constants import LOOKUP_SEP
+from django.db.models.fields.related_descriptors import (
+    ForeignKeyDeferredAttribute,
+    _filter_prefetch_queryset,
+)
+from django.db.models.query import QuerySet
+from django.db.models.query_utils import DeferredAttribute
+from rest_framework import fields, relations
+from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
+from rest_framework.settings import ISO_8601, api_settings
+
+from drf_scale.conf import scale_settings
+from drf_scale.planner import (
+    _HINT,
+    QueryPlan,
+    Requirements,
+    _attributes,
+    _is_many,
+    _relation,
+    optimize,
+    requires,
+)
+
+logger = logging.getLogger("drf_scale.fast")
+
+Converter = Callable[[Any], Any]
+Row = dict[str, Any]
+
+_BATCH = "_drf_scale_batch"
+_PARENT = "_drf_scale_parent"  # the values() alias of a to-many row's parent key
+_TEXT = (models.CharField, models.TextField)
+_UTC = datetime.UTC
+_UTC_ZONES = (_UTC, "UTC", "Etc/UTC")
+_PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
+_GET_ATTRIBUTE = (
+    fields.Field.get_attribute,
+    relations.RelatedField.get_attribute,
+    relations.ManyRelatedField.get_attribute,
+)
+
+
+# Batch hints: method fields that run once per set of rows.
+
+
+def batch(*columns: str) -> Callable[[Callable[..., Sequence[Any]]], Callable[[Any, Any], Any]]:
+    """Let a ``get_<name>`` method field stay on the compiled path: it runs once per set of rows.
+
+    The decorated method receives a list of row dicts holding ``columns`` (paths relative to the
+    serializer's model, as ``values()`` names them: ``"price"``, ``"brand"`` for the foreign key,
+    ``"brand__name"``, or an annotation the serializer declares) and returns one value per row,
+    in order. A per-row computation is ``return [f(row) for row in rows]``. On DRF's instance
+    path the method is called with a one-row list built from the instance.
+    """
+
+    def decorate(method: Callable[..., Sequence[Any]]) -> Callable[[Any, Any], Any]:
+        @functools.wraps(method)
+        def per_instance(self: Any, instance: Any) -> Any:
+            return method(self, [{column: _read(instance, column) for column in columns}])[0]
+
+        setattr(per_instance, _BATCH, (method, columns))
+        return requires(select=columns)(per_instance)
+
+    return decorate
+
+
+def _read(instance: Any, path: str) -> Any:
+    """What ``values(path)`` holds for ``instance``: a foreign key as its raw value."""
+    *through, last = path.split(LOOKUP_SEP)
+    try:
+        for name in through:
+            instance = getattr(instance, name)
+            if instance is None:
+                return None
+    except ObjectDoesNotExist:
+        return None
+    found = _attributes(type(instance)).get(last)
+    return getattr(instance, found.attname if found is not None and found.concrete else last)
+
+
+# The serializer context compiled fields see while a plan renders.
+
+_context: ContextVar[Mapping[str, Any]] = ContextVar(
+    "drf_scale_fast_context", default=MappingProxyType({})
+)
+
+
+class _CurrentContext(Mapping[str, Any]):
+    """The ``context`` of the compiled serializer tree: that of the render in progress."""
+
+    def __getitem__(self, key: str) -> Any:
+        return _context.get()[key]
+
+    def __iter__(self) -> Any:
+        return iter(_context.get())
+
+    def __len__(self) -> int:
+        return len(_context.get())
+
+
+# Converters: a column value to its representation, with the field's DRF semantics.
+
+
+@dataclass(frozen=True)
+class _PerRender:
+    """A converter that depends on the render, such as on the current time zone."""
+
+    make: Callable[[], Converter]
+
+
+def _text(f: fields.CharField, model_field: Any) -> Converter | None:
+    return None if isinstance(model_field, _TEXT) else str
+
+
+def _integer(f: fields.IntegerField, model_field: Any) -> Converter | None:
+    return None if isinstance(model_field, models.IntegerField) else int
+
+
+def _big_integer(f: fields.IntegerField, model_field: Any) -> Converter | None:
+    if getattr(f, "coerce_to_string", api_settings.COERCE_BIGINT_TO_STRING):
+        return str
+    return _integer(f, model_field)
+
+
+def _float(f: fields.FloatField, model_field: Any) -> Converter | None:
+    return None if isinstance(model_field, models.FloatField) else float
+
+
+def _boolean(f: fields.BooleanField, model_field: Any) -> Converter | None:
+    return None if isinstance(model_field, models.BooleanField) else f.to_representation
+
+
+def _decimal(f: fields.DecimalField, model_field: Any) -> Converter | None:
+    """DRF's quantize and format, with the exponent and context computed once."""
+    if (
+        not isinstance(model_field, models.DecimalField)
+        or f.decimal_places is None
+        or f.localize
+        or f.normalize_output
+    ):
+        return f.to_representation
+    exponent = decimal.Decimal(".1") ** f.decimal_places
+    context = decimal.getcontext().copy()
+    if f.max_digits is not None:
+        context.prec = f.max_digits
+    rounding = f.rounding
+    if getattr(f, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING):
+        return lambda value: f"{value.quantize(exponent, rounding, context):f}"
+    return lambda value: value.quantize(exponent, rounding, context)
+
+
+def _datetime(f: fields.DateTimeField, model_field: Any) -> Converter | _PerRender | None:
+    """DRF's time zone handling and format; the time zone is resolved once per render."""
+    output_format = getattr(f, "format", api_settings.DATETIME_FORMAT)
+    if output_format is None:
+        return None
+    if not isinstance(model_field, models.DateTimeField):
+        return f.to_representation
+    iso = output_format.lower() == ISO_8601
+
+    def make() -> Converter:
+        zone = f.timezone if hasattr(f, "timezone") else f.default_timezone()
+
+        def local(value: Any) -> Any:
+            if zone is None or value.tzinfo is None:
+                return f.enforce_timezone(value)  # DRF's own handling of the rare cases
+            return value.astimezone(zone)
+
+        if not iso:
+            return lambda value: local(value).strftime(output_format)
+        if getattr(zone, "key", zone) in _UTC_ZONES:
+            # The database's UTC datetimes: orjson writes isoformat() with DRF's 'Z', faster.
+            return lambda value: (
+                orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
+                if value.tzinfo is _UTC
+                else _iso(local(value))
+            )
+        return lambda value: _iso(local(value))
+
+    return _PerRender(make)
+
+
+def _iso(value: Any) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _temporal(kind: type, setting: str) -> Callable[[Any, Any], Converter | None]:
+    """DateField and TimeField: isoformat or strftime of values of the model field ``kind``."""
+
+    def build(f: fields.Field, model_field: Any) -> Converter | None:
+        output_format = getattr(f, "format", getattr(api_settings, setting))
+        if output_format is None:
+            return None
+        if not isinstance(model_field, kind) or isinstance(model_field, models.DateTimeField):
+            return f.to_representation
+        if output_format.lower() == ISO_8601:
+            return lambda value: value.isoformat()
+        return lambda value: value.strftime(output_format)
+
+    return build
+
+
+def _uuid(f: fields.UUIDField, model_field: Any) -> Converter | None:
+    if isinstance(model_field, models.UUIDField) and f.uuid_format == "hex_verbose":
+        return str
+    return f.to_representation
+
+
+def _choice(f: fields.ChoiceField, model_field: Any) -> Converter | None:
+    """Identity for text columns with text choices: DRF maps each value to itself."""
+    textual = all(key == value for key, value in f.choice_strings_to_values.items())
+    return None if textual and isinstance(model_field, _TEXT) else f.to_representation
+
+
+def _json(f: fields.JSONField, model_field: Any) -> Converter | None:
+    return f.to_representation if f.binary else None
+
+
+def _identity(f: fields.Field, model_field: Any) -> Converter | None:
+    return None
+
+
+_CONVERTERS: dict[Any, Callable[[Any, Any], Converter | _PerRender | None]] = {
+    fields.CharField.to_representation: _text,
+    fields.IntegerField.to_representation: _integer,
+    fields.FloatField.to_representation: _float,
+    fields.BooleanField.to_representation: _boolean,
+    fields.DecimalField.to_representation: _decimal,
+    fields.DateTimeField.to_representation: _datetime,
+    fields.DateField.to_representation: _temporal(models.DateField, "DATE_FORMAT"),
+    fields.TimeField.to_representation: _temporal(models.TimeField, "TIME_FORMAT"),
+    fields.UUIDField.to_representation: _uuid,
+    fields.ChoiceField.to_representation: _choice,
+    fields.JSONField.to_representation: _json,
+    fields.ReadOnlyField.to_representation: _identity,
+}
+if hasattr(fields, "BigIntegerField"):  # DRF 3.17+
+    _CONVERTERS[fields.BigIntegerField.to_representation] = _big_integer
+
+
+def _output_field(expression: Any) -> Any:
+    """The model field whose values an annotation has, when it can tell before a query."""
+    try:
+        return expression.output_field
+    except (FieldError, AttributeError):
+        return None
+
+
+def _converter(f: fields.Field, model_field: Any) -> Converter | _PerRender | None:
+    """How ``f`` represents a value of ``model_field`` (None: unknown); None: as it is.
+
+    DRF's own field classes get equivalents precomputed here; any other field's own
+    ``to_representation`` is called, since a value-sourced field receives the column value.
+    """
+    build = _CONVERTERS.get(type(f).to_representation)
+    return build(f, model_field) if build is not None else f.to_representation
+
+
+# The compiled form: queries, their to-many children and batches, and generated transforms.
+
+
+@dataclass
+class _Child:
+    """A to-many relation of a query's rows: one query per render, grouped by parent key."""
+
+    name: str  # the mapping's variable in the parent's transform
+    parent_key: str  # the parent rows' column holding the key
+    back: str  # the lookup from the related rows to that key
+    base: QuerySet
+    query: _Query
+
+    def fetch(self, rows: list[Row], using: str | None) -> Mapping[Any, list[Any]]:
+        keys = {row[self.parent_key] for row in rows}
+        keys.discard(None)
+        if not keys:
+            return {}
+        queryset = self.base.using(self.base._db or using)
+        queryset = QueryPlan(annotations=self.query.annotations).apply(queryset)
+        # Django's prefetch filter: a sliced queryset gets a window per parent.
+        queryset = _filter_prefetch_queryset(queryset, self.back, list(keys))
+        related = list(queryset.values(*self.query.columns, **{_PARENT: F(self.back)}))
+        grouped: defaultdict[Any, list[Any]] = defaultdict(list)
+        for row, item in zip(related, self.query.render(related, using), strict=True):
+            grouped[row[_PARENT]].append(item)
+        return grouped
+
+
+@dataclass
+class _Batch:
+    """A ``@batch`` method field: called once per render with the rows it applies to."""
+
+    name: str
+    where: str
+    method: Callable[[list[Row]], Sequence[Any]]
+    columns: Mapping[str, str]  # the method's row keys -> the query's columns
+    present: str | None  # a column that is None on rows where the serializer is absent
+
+    def run(self, rows: list[Row]) -> list[Any]:
+        present = self.present
+        chosen = rows if present is None else [row for row in rows if row[present] is not None]
+        values = list(self.method([{k: row[c] for k, c in self.columns.items()} for row in chosen]))
+        if len(values) != len(chosen):
+            raise ValueError(f"{self.where} returned {len(values)} values for {len(chosen)} rows")
+        if present is None:
+            return values
+        found = iter(values)
+        return [next(found) if row[present] is not None else None for row in rows]
+
+
+@dataclass
+class _Query:
+    """One query of a plan: its columns and annotations, what it fetches next, its transform."""
+
+    model: type[models.Model]
+    columns: dict[str, None] = field(default_factory=dict)  # an ordered set
+    annotations: dict[str, Any] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    per_render: dict[str, Callable[[], Converter]] = field(default_factory=dict)
+    children: list[_Child] = field(default_factory=list)
+    batches: list[_Batch] = field(default_factory=list)
+    source: str = ""  # the generated transform, for reading
+    transform: Callable[..., list[Any]] | None = None
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def name(self, kind: str) -> str:
+        """A fresh name in the transform's namespace."""
+        return f"_{kind}{next(self.counter)}"
+
+    def read(self, column: str) -> str:
+        """The code reading ``column`` from the row ``r``."""
+        self.columns[column] = None
+        return f"r[{column!r}]"
+
+    def convert(self, converter: Converter | _PerRender | None, code: str, nullable: bool) -> str:
+        """The code applying ``converter`` to the value ``code``; None stays None, as in DRF."""
+        if converter is None:
+            return code
+        if isinstance(converter, _PerRender):
+            name = self.name("p")
+            self.per_render[name] = converter.make
+        else:
+            name = self.name("c")
+            self.constants[name] = converter
+        return (
+            f"({name}({code}) if {code} is not None else None)" if nullable else f"{name}({code})"
+        )
+
+    def compile(self, expression: str, where: str) -> None:
+        """Generate ``transform(rows, **arguments)``: the representation of each row."""
+        batches = [each.name for each in self.batches]
+        params = [*self.per_render, *(child.name for child in self.children), *batches]
+        signature = ", ".join(["rows", "*", *params] if params else ["rows"])
+        targets = ", ".join(["r", *(f"_v{name}" for name in batches)])
+        rows = f"zip(rows, {', '.join(batches)})" if batches else "rows"
+        self.source = (
+            f"def transform({signature}):\n    return [{expression} for {targets} in {rows}]\n"
+        )
+        namespace = dict(self.constants)
+        exec(compile(self.source, f"<drf_scale read plan {where}>", "exec"), namespace)
+        self.transform = namespace["transform"]
+
+    def render(self, rows: list[Row], using: str | None) -> list[Any]:
+        """Fetch the children and run the batches of ``rows``, then transform them."""
+        assert self.transform is not None
+        arguments: dict[str, Any] = {name: make() for name, make in self.per_render.items()}
+        for child in self.children:
+            arguments[child.name] = child.fetch(rows, using)
+        for each in self.batches:
+            arguments[each.name] = each.run(rows)
+        return self.transform(rows, **arguments)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where a serializer reads: a query, its model, and the join path to its rows there."""
+
+    query: _Query
+    model: type[models.Model]
+    prefix: str = ""  # the values() path of the join, "brand__"
+    outer: bool = False  # reached through a join that may find no row: any column may be None
+    present: str | None = None  # a column that is None when the joined row is absent
+    aliases: Mapping[str, str] = field(default_factory=dict)  # columns the parent row holds
+
+    def column(self, name: str) -> str:
+        return self.aliases.get(name, self.prefix + name)
+
+    def join(self, relation: Any) -> _Scope:
+        """The scope of the to-one ``relation``'s row, joined into the same query."""
+        prefix = f"{self.prefix}{relation.name}{LOOKUP_SEP}"
+        model = relation.related_model
+        if isinstance(relation, models.ForeignObjectRel):  # a reverse one-to-one
+            return _Scope(self.query, model, prefix, True, prefix + "pk")
+        key = self.column(relation.name)  # the foreign key holds the target's value: no join
+        target = relation.target_field
+        aliases = {target.name: key, target.attname: key}
+        if target.primary_key:
+            aliases["pk"] = key
+        present = key if relation.null else self.present
+        return _Scope(self.query, model, prefix, self.outer or relation.null, present, aliases)
+
+
+def _defined_outside_drf(obj: Any, name: str) -> bool:
+    """Whether the class of ``obj`` gets method ``name`` from code outside DRF."""
+    for klass in type(obj).__mro__:
+        if name in vars(klass):
+            return not klass.__module__.startswith("rest_framework.")
+    return False
+
+
+def _drf_field(obj: Any, kind: type) -> bool:
+    """An instance of ``kind`` that represents values as DRF's class does."""
+    return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
+
+
+def _class_hints(serializer: BaseSerializer) -> list[Requirements]:
+    """The ``@requires`` hints of a serializer class and its bases, bases first."""
+    hints = (vars(klass).get(_HINT) for klass in reversed(type(serializer).__mro__))
+    return [hint for hint in hints if hint is not None]
+
+
+def _back(relation: Any) -> str:
+    """The lookup from the rows of a to-many ``relation`` back to the row they belong to."""
+    if isinstance(relation, models.ForeignObjectRel):
+        return relation.field.name
+    return relation.related_query_name()
+
+
+def _parent_key(relation: Any, model: type[models.Model]) -> str:
+    """The column of ``model``'s rows that the to-many ``relation``'s rows point to."""
+    if relation.one_to_many:
+        return relation.field.target_field.attname
+    return model._meta.pk.attname
+
+
+class _Compiler:
+    """One walk of a serializer tree into code, recording what it could not compile."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def fail(self, where: str, why: str) -> str:
+        self.reasons.append(f"{where}: {why}")
+        return "None"
+
+    def serializer(self, serializer: BaseSerializer, scope: _Scope, where: str) -> str:
+        """The code building ``serializer``'s dict from the row ``r``."""
+        for method in ("to_representation", "get_fields", "__init__"):
+            if _defined_outside_drf(serializer, method):
+                return self.fail(where, f"{type(serializer).__name__} overrides {method}()")
+        declared: dict[str, Prefetch] = {}
+        for hint in _class_hints(serializer):
+            if hint.annotate and scope.prefix:
+                self.fail(where, "annotations on a serializer joined into its parent's query")
+            scope.query.annotations.update(hint.annotate)
+            for lookup in hint.prefetch:
+                if isinstance(lookup, Prefetch):
+                    declared[lookup.to_attr or lookup.prefetch_through] = lookup
+        items = [
+            self.field(serializer_field, scope, declared, f"{where}.{name}")
+            for name, serializer_field in serializer.fields.items()
+            if not serializer_field.write_only
+        ]
+        return "{" + ", ".join(items) + "}"
+
+    def field(
+        self, f: fields.Field, scope: _Scope, declared: Mapping[str, Prefetch], where: str
+    ) -> str:
+        """The dict item of ``f``: ``'key': code``, or an unpacked dict when DRF may skip it."""
+        key = repr(f.field_name)
+        if isinstance(f, fields.SerializerMethodField):
+            return f"{key}: {self.method(f, scope, where)}"
+        if f.source == "*":
+            if isinstance(f, Serializer):
+                return f"{key}: {self.serializer(f, scope, where)}"
+            return f"{key}: {self.fail(where, 'source=* hands the whole instance to the field')}"
+        if type(f).get_attribute not in _GET_ATTRIBUTE:
+            return f"{key}: {self.fail(where, f'{type(f).__name__} overrides get_attribute()')}"
+        *through, last = f.source_attrs
+        inner = scope
+        for name in through:
+            relation = _relation(inner.model, name)
+            if relation is None or _is_many(relation):
+                return f"{key}: {self.fail(where, f'{name!r} is not a to-one relation')}"
+            if isinstance(relation, models.ForeignObjectRel):
+                return f"{key}: {self.fail(where, f'{name!r} is a reverse one-to-one')}"
+            inner = inner.join(relation)
+        code = self.value(f, inner, last, declared if not through else {}, where)
+        if inner.present == scope.present:
+            return f"{key}: {code}"
+        # A null relation inside a dotted source: DRF's get_attribute() meets an AttributeError.
+        present = scope.query.read(inner.present)
+        if f.default is not fields.empty:
+            return f"{key}: {self.fail(where, 'a default on a source through a null relation')}"
+        if f.allow_null:
+            return f"{key}: ({code} if {present} is not None else None)"
+        if not f.required:
+            return f"**({{{key}: {code}}} if {present} is not None else {{}})"
+        return f"{key}: {self.fail(where, 'a required source through a null relation')}"
+
+    def value(
+        self,
+        f: fields.Field,
+        scope: _Scope,
+        name: str,
+        declared: Mapping[str, Prefetch],
+        where: str,
+    ) -> str:
+        """The code of ``f``'s representation of attribute ``name`` of the scope's rows."""
+        if name in declared:
+            lookup = declared[name]
+            relation = _relation(scope.model, lookup.prefetch_through)
+            if relation is None or not _is_many(relation):
+                return self.fail(where, f"Prefetch({lookup.prefetch_through!r}) is not to-many")
+            return self.many(f, scope, relation, lookup.queryset, where)
+        if not scope.prefix and name in scope.query.annotations:
+            output = _output_field(scope.query.annotations[name])
+            return scope.query.convert(_converter(f, output), scope.query.read(name), True)
+        found = _attributes(scope.model).get(name)
+        if found is None:
+            model = scope.model.__name__
+            if hasattr(scope.model, name):
+                return self.fail(
+                    where, f"{model}.{name} is a property or method: it needs the instance"
+                )
+            return self.fail(
+                where, f"{name!r} is no field of {model} nor an annotation declared by @requires"
+            )
+        if not found.is_relation or (found.concrete and name != found.name):
+            return self.column(f, scope, name, found, where)
+        relation = _relation(scope.model, name)
+        if relation is None:
+            return self.fail(where, f"{name!r} is not a relation the compiler can join")
+        if _is_many(relation):
+            return self.many(f, scope, relation, None, where)
+        return self.one(f, scope, relation, where)
+
+    def column(self, f: fields.Field, scope: _Scope, name: str, found: Any, where: str) -> str:
+        if isinstance(f, BaseSerializer | relations.RelatedField | relations.ManyRelatedField):
+            return self.fail(where, f"{type(f).__name__} on the column {name!r}")
+        if type(getattr(scope.model, found.attname, None)) not in _PLAIN_DESCRIPTORS:
+            return self.fail(where, f"{name!r} has a custom descriptor ({type(found).__name__})")
+        query = scope.query
+        nullable = scope.outer or found.null
+        return query.convert(_converter(f, found), query.read(scope.column(name)), nullable)
+
+    def one(self, f: fields.Field, scope: _Scope, relation: Any, where: str) -> str:
+        """A to-one relation rendered by a nested serializer, its key or a slug."""
+        inner = scope.join(relation)
+        query = scope.query
+        if isinstance(f, Serializer):
+            code = self.serializer(f, inner, where)
+            if inner.present == scope.present:
+                return code
+            return f"({code} if {query.read(inner.present)} is not None else None)"
+        if _drf_field(f, relations.PrimaryKeyRelatedField):
+            # DRF reads the foreign key's raw value, or the reverse one-to-one row's key.
+            forward = not isinstance(relation, models.ForeignObjectRel)
+            key = query.read(scope.column(relation.name) if forward else inner.column("pk"))
+            if f.pk_field is None:
+                return key
+            return query.convert(f.pk_field.to_representation, key, True)
+        if _drf_field(f, relations.SlugRelatedField):
+            return self.slug(f, inner, where)
+        return self.fail(where, f"{type(f).__name__} renders the related instance")
+
+    def slug(self, f: relations.SlugRelatedField, scope: _Scope, where: str) -> str:
+        *through, last = f.slug_field.split(LOOKUP_SEP)
+        for name in through:
+            relation = _relation(scope.model, name)
+            if relation is None or _is_many(relation):
+                return self.fail(where, f"slug_field {f.slug_field!r} is not a to-one path")
+            scope = scope.join(relation)
+        return scope.query.read(scope.column(last))
+
+    def many(
+        self,
+        f: fields.Field,
+        scope: _Scope,
+        relation: Any,
+        queryset: QuerySet | None,
+        where: str,
+    ) -> str:
+        """A to-many relation: a child query keyed by a column of the parent rows."""
+        if _defined_outside_drf(f, "to_representation"):
+            return self.fail(where, f"{type(f).__name__} overrides to_representation()")
+        if isinstance(f, ListSerializer):
+            item: fields.Field = f.child
+        elif isinstance(f, relations.ManyRelatedField):
+            item = f.child_relation
+        else:
+            return self.fail(where, f"{type(f).__name__} on the to-many relation")
+        if queryset is None:
+            queryset = relation.related_model._default_manager.all()
+        child = _Query(queryset.model)
+        inner = _Scope(child, queryset.model)
+        if isinstance(item, Serializer):
+            code = self.serializer(item, inner, f"{where}[]")
+        elif _drf_field(item, relations.PrimaryKeyRelatedField):
+            key = child.read(queryset.model._meta.pk.attname)
+            converter = item.pk_field.to_representation if item.pk_field is not None else None
+            code = child.convert(converter, key, False)
+        elif _drf_field(item, relations.SlugRelatedField):
+            code = self.slug(item, inner, f"{where}[]")
+        else:
+            return self.fail(where, f"{type(item).__name__} renders each related instance")
+        if self.reasons:
+            return "None"
+        child.compile(code, where)
+        parent_key = scope.column(_parent_key(relation, scope.model))
+        name = scope.query.name("m")
+        scope.query.children.append(_Child(name, parent_key, _back(relation), queryset, child))
+        return f"{name}.get({scope.query.read(parent_key)}, [])"
+
+    def method(self, f: fields.SerializerMethodField, scope: _Scope, where: str) -> str:
+        """A ``@batch`` method field: its value for the row, from one call per render."""
+        spec = getattr(getattr(f.parent, f.method_name, None), _BATCH, None)
+        if spec is None:
+            return self.fail(where, f"{f.method_name}() has no @batch hint")
+        method, paths = spec
+        columns = {}
+        for path in paths:
+            column = self.batch_column(scope, path)
+            if column is None:
+                return self.fail(where, f"@batch column {path!r} is not a column")
+            columns[path] = column
+        query = scope.query
+        for column in [*columns.values(), *([scope.present] if scope.present else [])]:
+            query.read(column)
+        name = query.name("b")
+        bound = functools.partial(method, f.parent)
+        query.batches.append(_Batch(name, where, bound, columns, scope.present))
+        return f"_v{name}"
+
+    def batch_column(self, scope: _Scope, path: str) -> str | None:
+        """The column of ``path`` (to-one relations, then a column or annotation), if it is one."""
+        *through, last = path.split(LOOKUP_SEP)
+        for name in through:
+            relation = _relation(scope.model, name)
+            if relation is None or _is_many(relation):
+                return None
+            scope = scope.join(relation)
+        if not scope.prefix and last in scope.query.annotations:
+            return last
+        found = _attributes(scope.model).get(last)
+        if found is None or not found.concrete or found.many_to_many:
+            return None
+        return scope.column(last)
+
+
+# Plans.
+
+
+@dataclass(frozen=True, eq=False)
+class ReadPlan:
+    """How ``serializer_class`` renders querysets: compiled, or through DRF and why."""
+
+    serializer_class: type[BaseSerializer]
+    fallback_reasons: tuple[str, ...] = ()
+    _root: _Query | None = field(default=None, repr=False)
+
+    @property
+    def compiled(self) -> bool:
+        return self._root is not None
+
+    def rows(self, queryset: QuerySet, extra_columns: Iterable[str] = ()) -> QuerySet:
+        """``queryset`` as the ``values()`` query of the root rows: paginate it, render a page.
+
+        ``extra_columns`` are loaded too, e.g. the ordering columns a cursor paginator reads.
+        """
+        root = self._compiled()
+        annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
+        rows = annotated.values(*dict.fromkeys([*root.columns, *extra_columns]))
+        # The same rows: a paginator counts them without the joins of the to-one columns.
+        rows.count = queryset.count  # type: ignore[method-assign]
+        return rows
+
+    def render(
+        self, rows: list[Row], context: Mapping[str, Any] | None = None, using: str | None = None
+    ) -> list[Any]:
+        """The representations of ``rows`` from ``rows()``; to-many relations query ``using``."""
+        root = self._compiled()
+        token = _context.set(context if context is not None else {})
+        try:
+            return root.render(rows, using)
+        finally:
+            _context.reset(token)
+
+    def execute(self, queryset: QuerySet, context: Mapping[str, Any] | None = None) -> list[Any]:
+        """What ``serializer_class(queryset, many=True, context=context).data`` returns."""
+        if self._root is None:
+            serializer_class = self.serializer_class
+            queryset = optimize(queryset, serializer_class)
+            return serializer_class(queryset, many=True, context=context or {}).data
+        return self.render(list(self.rows(queryset)), context, queryset.db)
+
+    def _compiled(self) -> _Query:
+        if self._root is None:
+            raise ValueError(f"{self.serializer_class.__name__} renders through DRF, not a plan")
+        return self._root
+
+
+@functools.cache
+def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
+    """The read plan of ``serializer_class``, compiled once per class."""
+    name = serializer_class.__name__
+    if not scale_settings.FAST_READS:
+        return ReadPlan(serializer_class, (f"{name}: DRF_SCALE['FAST_READS'] is False",))
+    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    if model is None:
+        return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
+    compiler = _Compiler()
+    root = _Query(model)
+    try:
+        listing = serializer_class(many=True, context=_CurrentContext())
+        if _defined_outside_drf(listing, "to_representation"):
+            compiler.fail(name, f"{type(listing).__name__} overrides to_representation()")
+        else:
+            code = compiler.serializer(listing.child, _Scope(root, model), name)
+            if not compiler.reasons:
+                root.compile(code, name)
+    except Exception as exc:  # a serializer that cannot even be instantiated without a request
+        logger.exception("drf-scale could not compile %s: it renders through DRF", name)
+        compiler.fail(name, f"compiling raised {type(exc).__name__}: {exc}")
+    if compiler.reasons:
+        return ReadPlan(serializer_class, tuple(compiler.reasons))
+    return ReadPlan(serializer_class, _root=root)
+
+
+def _recompile(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("REST_FRAMEWORK", "DRF_SCALE"):  # formats and coercions are compiled in
+        compile_read_plan.cache_clear()
+
+
+setting_changed.connect(_recompile)

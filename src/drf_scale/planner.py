@@ -1,0 +1,557 @@
+"""Query plans derived from serializers: what a queryset must load so rendering runs no query.
+
+``plan_for(ProductSerializer)`` walks the serializer's field tree once per class and returns a
+``QueryPlan``: select_related paths for single-valued relations, prefetch_related lookups for
+many-valued ones (``Prefetch`` objects carrying the nested plan, to any depth), annotations that
+fields declare, and, when asked, the ``only()`` columns rendering reads. ``optimize`` applies it;
+``OptimizedQuerysetMixin`` does so in generic views for the serializer of each action.
+
+What the planner cannot see is declared with ``@requires`` (method fields, model properties,
+Prefetch objects with custom querysets) or reported in ``QueryPlan.unplanned``; it never guesses.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from django.db import models
+from django.db.models import Prefetch
+from django.db.models.constants import LOOKUP_SEP
+from django.db.models.query import ModelIterable, QuerySet
+from rest_framework.fields import Field, SerializerMethodField
+from rest_framework.relations import (
+    HyperlinkedIdentityField,
+    HyperlinkedRelatedField,
+    ManyRelatedField,
+    PrimaryKeyRelatedField,
+    RelatedField,
+    SlugRelatedField,
+)
+from rest_framework.serializers import BaseSerializer, ListSerializer
+
+logger = logging.getLogger("drf_scale.planner")
+
+_HINT = "_drf_scale_requires"
+_DISPLAY_METHOD = re.compile(r"get_(\w+)_display")
+
+Target = TypeVar("Target")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a method field, model property or serializer class reads; set by ``@requires``."""
+
+    select: tuple[str, ...] = ()
+    prefetch: tuple[str | Prefetch, ...] = ()
+    annotate: Mapping[str, Any] = field(default_factory=dict)
+
+
+def requires(
+    *,
+    select: Iterable[str] = (),
+    prefetch: Iterable[str | Prefetch] = (),
+    annotate: Mapping[str, Any] | None = None,
+) -> Callable[[Target], Target]:
+    """Declare what the decorated code reads, so the planner can load it up front.
+
+    On a ``get_<name>`` method of a serializer or on a model property or method, paths are
+    relative to the instance and name what the code reads: ``"brand__name"``, ``"price"``,
+    ``"reviews__rating"``. The planner joins or prefetches each relation by its kind, and
+    ``only()`` keeps the columns named. ``annotate`` adds annotations the code reads.
+    ``Prefetch`` objects (custom querysets, ``to_attr``) declare how to fetch a relation.
+
+    On a serializer class, ``Prefetch`` objects declare relations that fields render under
+    their ``to_attr``, e.g. the five latest reviews as ``latest_reviews``.
+    """
+    needs = Requirements(tuple(select), tuple(prefetch), MappingProxyType(dict(annotate or {})))
+
+    def decorate(target: Target) -> Target:
+        function = _function_of(target)
+        if function is None:
+            raise TypeError(f"@requires cannot decorate {target!r}")
+        setattr(function, _HINT, needs)
+        return target
+
+    return decorate
+
+
+def _function_of(target: Any) -> Any:
+    """The object that carries a hint: a function, property getter or class."""
+    if isinstance(target, property):
+        return target.fget
+    if isinstance(target, functools.cached_property):
+        return target.func
+    if callable(target):
+        return target
+    return None
+
+
+def _hint_of(target: Any) -> Requirements | None:
+    function = _function_of(target)
+    return getattr(function, _HINT, None) if function is not None else None
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What a queryset must load so that a serializer renders it without further queries."""
+
+    select_related: tuple[str, ...] = ()
+    prefetch: tuple[str | Prefetch, ...] = ()
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    only: tuple[str, ...] | None = None
+    unplanned: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.select_related or self.prefetch or self.annotations) and self.only is None
+
+    def apply(self, queryset: QuerySet) -> QuerySet:
+        """Return ``queryset`` loading what the plan says; what the queryset declares wins."""
+        if not issubclass(queryset._iterable_class, ModelIterable):
+            return queryset
+        if self.select_related and queryset.query.select_related is not True:
+            queryset = queryset.select_related(*self.select_related)
+        annotations = {
+            name: value
+            for name, value in self.annotations.items()
+            if name not in queryset.query.annotations
+        }
+        if annotations:
+            ordered = queryset.ordered
+            queryset = queryset.annotate(**annotations)
+            if ordered and not queryset.ordered:  # GROUP BY drops Meta.ordering: keep it
+                queryset = queryset.order_by(*queryset.model._meta.ordering)
+        if self.prefetch:
+            lookups = merge_lookups(queryset._prefetch_related_lookups, self.prefetch)
+            queryset = queryset.prefetch_related(None).prefetch_related(*lookups)
+        if self.only is not None and queryset.query.deferred_loading == (frozenset(), True):
+            queryset = queryset.only(*self.only)
+        return queryset
+
+
+class PlannedPrefetch(Prefetch):
+    """A Prefetch whose queryset had ``plan`` applied, so the plan can follow a replacement."""
+
+    def __init__(
+        self, lookup: str, queryset: QuerySet, plan: QueryPlan, to_attr: str | None = None
+    ) -> None:
+        super().__init__(lookup, queryset=queryset, to_attr=to_attr)
+        self.plan = plan
+
+
+def merge_lookups(
+    declared: Sequence[str | Prefetch], planned: Sequence[str | Prefetch]
+) -> list[str | Prefetch]:
+    """Merge prefetch lookups into a list prefetch_related accepts without duplicate errors.
+
+    One lookup per destination: a declared Prefetch with a custom queryset wins and receives
+    the nested plan of the planned lookup it replaces; otherwise the planned lookup wins.
+    Lookups with querysets come first, shallowest first, so string lookups that pass through
+    them reuse their rows.
+    """
+    merged: dict[str, str | Prefetch] = {_prefetch_to(lookup): lookup for lookup in planned}
+    for lookup in declared:
+        key = _prefetch_to(lookup)
+        mine = merged.get(key)
+        if mine is not None and not _has_queryset(lookup):
+            continue
+        if isinstance(mine, PlannedPrefetch) and isinstance(lookup, Prefetch):
+            lookup = Prefetch(
+                lookup.prefetch_through,
+                queryset=mine.plan.apply(lookup.queryset),
+                to_attr=lookup.to_attr,
+            )
+        merged[key] = lookup
+    return sorted(
+        merged.values(),
+        key=lambda lookup: (not _has_queryset(lookup), _prefetch_to(lookup).count(LOOKUP_SEP)),
+    )
+
+
+def _prefetch_to(lookup: str | Prefetch) -> str:
+    return lookup.prefetch_to if isinstance(lookup, Prefetch) else lookup
+
+
+def _has_queryset(lookup: str | Prefetch) -> bool:
+    return isinstance(lookup, Prefetch) and lookup.queryset is not None
+
+
+# The walk: a tree of nodes, one per set of rows rendering reads.
+
+
+def _relation(model: type[models.Model], name: str) -> Any:
+    """The plannable relation ``name`` of ``model``: a concrete field or a reverse relation."""
+    found = _attributes(model).get(name)
+    if found is None or not found.is_relation or found.related_model is None:
+        return None
+    return found if found.concrete or isinstance(found, models.ForeignObjectRel) else None
+
+
+def _is_many(relation: Any) -> bool:
+    return bool(relation.one_to_many or relation.many_to_many)
+
+
+@dataclass
+class _Edge:
+    """A relation from a node's rows: joined or prefetched."""
+
+    relation: Any  # a concrete relation field or a reverse relation (ForeignObjectRel)
+    node: _Node
+    to_attr: str | None = None
+    queryset: QuerySet | None = None
+
+    @property
+    def forward(self) -> bool:
+        return not isinstance(self.relation, models.ForeignObjectRel)
+
+    @property
+    def accessor(self) -> str:
+        """The attribute on the instance, which prefetch_related traverses."""
+        return self.relation.name if self.forward else self.relation.get_accessor_name()
+
+    @property
+    def joinable(self) -> bool:
+        """Single-valued, nothing to annotate and no declared queryset: select_related."""
+        declared = self.to_attr is not None or self.queryset is not None
+        return not (declared or _is_many(self.relation) or self.node.annotations)
+
+    def back_pointer(self) -> tuple[str, ...]:
+        """The column of the related rows that prefetch needs to stitch them to their owners."""
+        if self.forward or self.relation.many_to_many:
+            return ()
+        return (self.relation.field.name,)
+
+    def default_queryset(self) -> QuerySet:
+        model = self.node.model
+        manager = model._default_manager if _is_many(self.relation) else model._base_manager
+        return manager.all()
+
+
+@dataclass
+class _Node:
+    """What rendering reads from the rows of one model reached by one path."""
+
+    model: type[models.Model]
+    columns: set[str] | None = field(default_factory=set)  # None: every column
+    annotations: dict[str, Any] = field(default_factory=dict)
+    relations: dict[str, _Edge] = field(default_factory=dict)  # by accessor or to_attr
+
+    def read_column(self, name: str) -> None:
+        if self.columns is not None and name != "pk":
+            self.columns.add(name)
+
+    def read_everything(self) -> None:
+        self.columns = None
+
+    def edge(self, name: str, relation: Any, model: type[models.Model] | None = None) -> _Edge:
+        if name not in self.relations:
+            self.relations[name] = _Edge(relation, _Node(model or relation.related_model))
+        return self.relations[name]
+
+
+@functools.cache
+def _attributes(model: type[models.Model]) -> Mapping[str, Any]:
+    """Model fields and relations by the attribute names serializers use as ``source``."""
+    found: dict[str, Any] = {"pk": model._meta.pk}
+    for model_field in model._meta.get_fields():
+        if isinstance(model_field, models.ForeignObjectRel):
+            accessor = model_field.get_accessor_name()
+            if accessor:
+                found[accessor] = model_field
+        else:
+            found[model_field.name] = model_field
+            if model_field.concrete:
+                found[model_field.attname] = model_field
+    return found
+
+
+class _Walk:
+    """One walk of a serializer tree, recording what it reads and what it could not plan."""
+
+    def __init__(self) -> None:
+        self.unplanned: list[str] = []
+
+    def not_planned(self, node: _Node, where: str) -> None:
+        self.unplanned.append(where)
+        node.read_everything()
+
+    def serializer(self, serializer: BaseSerializer, node: _Node, where: str) -> None:
+        for klass in reversed(type(serializer).__mro__):
+            hint = vars(klass).get(_HINT)
+            if hint is not None:
+                self.hint(hint, node, where, code_reads=False)
+        for name, serializer_field in serializer.fields.items():
+            if not serializer_field.write_only:
+                self.field(serializer_field, node, f"{where}.{name}")
+
+    def field(self, serializer_field: Field, node: _Node, where: str) -> None:
+        if isinstance(serializer_field, SerializerMethodField):
+            method = getattr(type(serializer_field.parent), serializer_field.method_name, None)
+            self.hinted(_hint_of(method), node, where)
+        elif serializer_field.source != "*":
+            *through, last = serializer_field.source_attrs
+            target = self.follow(node, through, where)
+            if target is not None:
+                self.attribute(serializer_field, target, last, where)
+        elif isinstance(serializer_field, BaseSerializer) and not isinstance(
+            serializer_field, ListSerializer
+        ):
+            self.serializer(serializer_field, node, where)
+        elif isinstance(serializer_field, HyperlinkedIdentityField):
+            node.read_column(serializer_field.lookup_field)
+        else:
+            self.not_planned(node, where)
+
+    def follow(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
+        """The node reached through the single-valued relations ``names`` (a dotted source)."""
+        for name in names:
+            relation = _relation(node.model, name)
+            if relation is None or _is_many(relation):
+                self.not_planned(node, where)
+                return None
+            node = node.edge(name, relation).node
+        return node
+
+    def attribute(self, serializer_field: Field, node: _Node, name: str, where: str) -> None:
+        """What rendering ``serializer_field`` reads from attribute ``name`` of node's rows."""
+        found = _attributes(node.model).get(name)
+        relation = _relation(node.model, name)
+        if found is None:
+            self.non_field(serializer_field, node, name, where)
+        elif not found.is_relation or (found.concrete and name != found.name):
+            node.read_column(found.name)  # a column, or a foreign key read by its attname
+        elif relation is None:
+            self.not_planned(node, where)
+        elif (
+            relation.concrete
+            and isinstance(serializer_field, RelatedField)
+            and serializer_field.use_pk_only_optimization()
+        ):
+            node.read_column(relation.name)  # DRF reads the foreign key column: no join
+        else:
+            self.related(serializer_field, node.edge(name, relation), where)
+
+    def non_field(self, serializer_field: Field, node: _Node, name: str, where: str) -> None:
+        """A declared annotation or ``to_attr``, a choices display, a property or a method."""
+        display = _DISPLAY_METHOD.fullmatch(name)
+        if name in node.relations:
+            self.related(serializer_field, node.relations[name], where)
+        elif name in node.annotations:
+            return
+        elif display and getattr(_attributes(node.model).get(display[1]), "choices", None):
+            node.read_column(display[1])
+        else:
+            self.hinted(_hint_of(getattr(node.model, name, None)), node, where)
+
+    def related(self, serializer_field: Field, edge: _Edge, where: str) -> None:
+        """What rendering ``serializer_field`` reads from each related row of ``edge``."""
+        if isinstance(serializer_field, ListSerializer):
+            serializer_field, where = serializer_field.child, f"{where}[]"
+        elif isinstance(serializer_field, ManyRelatedField):
+            serializer_field, where = serializer_field.child_relation, f"{where}[]"
+        node = edge.node
+        if isinstance(serializer_field, BaseSerializer):
+            self.serializer(serializer_field, node, where)
+        elif isinstance(serializer_field, SlugRelatedField):
+            *through, last = serializer_field.slug_field.split(LOOKUP_SEP)
+            target = self.follow(node, through, where)
+            if target is not None:
+                target.read_column(last)
+        elif isinstance(serializer_field, HyperlinkedRelatedField):
+            node.read_column(serializer_field.lookup_field)
+        elif not isinstance(serializer_field, PrimaryKeyRelatedField):
+            node.read_everything()  # str() or a custom field: the whole row
+
+    def hinted(self, hint: Requirements | None, node: _Node, where: str) -> None:
+        if hint is None:
+            self.not_planned(node, where)
+        else:
+            self.hint(hint, node, where, code_reads=True)
+
+    def hint(self, hint: Requirements, node: _Node, where: str, *, code_reads: bool) -> None:
+        """Apply ``@requires``; code reads the rows of its Prefetch objects in unseen ways."""
+        node.annotations.update(hint.annotate)
+        for lookup in hint.prefetch:
+            if isinstance(lookup, Prefetch):
+                self.declare(lookup, node, where, code_reads=code_reads)
+        for path in (*hint.select, *(p for p in hint.prefetch if isinstance(p, str))):
+            self.read_path(path.split(LOOKUP_SEP), node, where)
+
+    def read_path(self, names: Sequence[str], node: _Node, where: str) -> None:
+        """A hint path: join or prefetch each relation; the last name is read whole."""
+        *through, last = names
+        target = self.through(node, through, where)
+        if target is None:
+            return
+        if last in target.relations or _relation(target.model, last) is not None:
+            self.relation_named(target, last, where).node.read_everything()
+        elif last in _attributes(target.model):
+            target.read_column(_attributes(target.model)[last].name)
+        else:
+            self.not_planned(target, f"{where} ({LOOKUP_SEP.join(names)}?)")
+
+    def through(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
+        """The node reached through relations ``names`` of a hint, single- or many-valued."""
+        for name in names:
+            if name not in node.relations and _relation(node.model, name) is None:
+                self.not_planned(node, f"{where} ({name}?)")
+                return None
+            node = self.relation_named(node, name, where).node
+        return node
+
+    def relation_named(self, node: _Node, name: str, where: str) -> _Edge:
+        if name in node.relations:
+            return node.relations[name]
+        return node.edge(name, _relation(node.model, name))
+
+    def declare(self, lookup: Prefetch, node: _Node, where: str, *, code_reads: bool) -> None:
+        """Place a declared Prefetch on the edge it fetches; it wins over a derived one."""
+        *through, last = lookup.prefetch_through.split(LOOKUP_SEP)
+        target = self.through(node, through, where)
+        if target is None:
+            return
+        relation = _relation(target.model, last)
+        if relation is None:
+            self.not_planned(target, f"{where} ({lookup.prefetch_through}?)")
+            return
+        model = lookup.queryset.model if lookup.queryset is not None else None
+        edge = target.edge(lookup.to_attr or last, relation, model)
+        edge.to_attr, edge.queryset = lookup.to_attr, lookup.queryset
+        if code_reads:
+            edge.node.read_everything()
+
+
+# Turning the tree into plans, one per query: the root queryset and each prefetch queryset.
+
+
+def _build(
+    node: _Node, *, only: bool, unplanned: Sequence[str] = (), extra_columns: Sequence[str] = ()
+) -> QueryPlan:
+    select: list[str] = []
+    whole_rows: set[str] = set()  # joined relations loaded with every column
+    lookups: list[str | Prefetch] = []
+    columns: set[str] | None = set(extra_columns) if only else None
+
+    def join(current: _Node, query_prefix: str, attr_prefix: str) -> None:
+        nonlocal columns
+        if columns is not None:
+            if current.columns is not None:
+                columns.update(query_prefix + name for name in current.columns)
+            elif query_prefix:
+                whole_rows.add(query_prefix.removesuffix(LOOKUP_SEP))
+            else:
+                columns = None
+        for edge in current.relations.values():
+            query_path = query_prefix + edge.relation.name
+            if edge.joinable:
+                select.append(query_path)
+                join(edge.node, query_path + LOOKUP_SEP, attr_prefix + edge.accessor + LOOKUP_SEP)
+                continue
+            lookups.append(_lookup(edge, attr_prefix + edge.accessor, only=only))
+            if edge.forward and not edge.relation.many_to_many and columns is not None:
+                columns.add(query_path)  # the foreign key the prefetch follows
+
+    join(node, "", "")
+    if columns is not None:
+        # only("brand") with select_related("brand") loads every column of brand; a joined
+        # relation's foreign key is loaded anyway.
+        columns = (columns - set(select)) | whole_rows
+    return QueryPlan(
+        select_related=tuple(select),
+        prefetch=tuple(lookups),
+        annotations=MappingProxyType(dict(node.annotations)),
+        only=tuple(sorted(columns)) if columns is not None else None,
+        unplanned=tuple(unplanned),
+    )
+
+
+def _lookup(edge: _Edge, path: str, *, only: bool) -> str | Prefetch:
+    plan = _build(edge.node, only=only, extra_columns=edge.back_pointer())
+    if plan.is_empty and edge.queryset is None and edge.to_attr is None:
+        return path
+    queryset = edge.queryset if edge.queryset is not None else edge.default_queryset()
+    return PlannedPrefetch(path, queryset=plan.apply(queryset), plan=plan, to_attr=edge.to_attr)
+
+
+def _model_of(serializer_class: type[BaseSerializer]) -> type[models.Model] | None:
+    return getattr(getattr(serializer_class, "Meta", None), "model", None)
+
+
+@functools.cache
+def plan_for(serializer_class: type[BaseSerializer], *, only: bool = False) -> QueryPlan:
+    """The plan for rendering querysets with ``serializer_class``; computed once per class.
+
+    With ``only=True`` each query also loads only the columns rendering reads. A serializer
+    that cannot be planned gets an empty plan that names it in ``unplanned``.
+    """
+    name = serializer_class.__name__
+    model = _model_of(serializer_class)
+    if model is None:
+        return QueryPlan(unplanned=(name,))
+    walk = _Walk()
+    root = _Node(model)
+    try:
+        walk.serializer(serializer_class(), root, name)
+        return _build(root, only=only, unplanned=walk.unplanned)
+    except Exception:
+        logger.exception("drf-scale could not plan %s: it renders unoptimized", name)
+        return QueryPlan(unplanned=(name,))
+
+
+def optimize(
+    queryset: QuerySet, serializer_class: type[BaseSerializer], *, only: bool = False
+) -> QuerySet:
+    """``queryset`` loading what ``serializer_class`` renders, in a fixed number of queries.
+
+    A queryset of another model than the serializer's is returned as it is.
+    """
+    model = _model_of(serializer_class)
+    if model is None or not issubclass(queryset.model, model):
+        return queryset
+    return plan_for(serializer_class, only=only).apply(queryset)
+
+
+class OptimizedQuerysetMixin:
+    """For generic views and viewsets: plan ``get_queryset()`` for the action's serializer.
+
+    List, retrieve and writes each get the plan of their own serializer class. After a create
+    or update, the response renders from a fresh planned fetch of the saved row, so no stale
+    prefetch cache leaks into it. Set ``only_columns = True`` to also load only what renders.
+    """
+
+    only_columns: bool = False
+    # The row these actions change is not rendered: the response comes from a fresh fetch.
+    unplanned_actions: tuple[str, ...] = ("update", "partial_update", "destroy")
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()  # type: ignore[misc]
+        if getattr(self, "action", None) in self.unplanned_actions:
+            return queryset
+        return self.plan_queryset(queryset)
+
+    def plan_queryset(self, queryset: QuerySet) -> QuerySet:
+        serializer_class = self.get_serializer_class()  # type: ignore[attr-defined]
+        return optimize(queryset, serializer_class, only=self.only_columns)
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        super().perform_create(serializer)  # type: ignore[misc]
+        self.refetch_saved(serializer)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        super().perform_update(serializer)  # type: ignore[misc]
+        self.refetch_saved(serializer)
+
+    def refetch_saved(self, serializer: BaseSerializer) -> None:
+        """Replace the saved instance with a planned fetch of it, when the queryset has it."""
+        instance = serializer.instance
+        if isinstance(instance, models.Model):
+            queryset = super().get_queryset()  # type: ignore[misc]
+            fresh = self.plan_queryset(queryset).filter(pk=instance.pk).first()
+            if fresh is not None:
+                serializer.instance = fresh
