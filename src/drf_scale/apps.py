@@ -1,8 +1,8 @@
 """Django app configuration: wires query recording into every connection, registers checks."""
 
 from django.apps import AppConfig
-from django.utils.module_loading import autodiscover_modules
 from django.db.backends.signals import connection_created
+from django.utils.module_loading import autodiscover_modules
 
 
 class DrfScaleConfig(AppConfig):
