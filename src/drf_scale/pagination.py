@@ -517,7 +517,8 @@ def model_indexes(model: type[models.Model]) -> list[tuple[tuple[str, bool], ...
         if field.primary_key or field.unique or field.db_index
     ]
     for index in opts.indexes:
-        if index.fields and index.condition is None and type(index) is models.Index:
+        # B-trees only (Index, BTreeIndex); partial indexes serve only their condition.
+        if index.fields and index.condition is None and index.suffix in ("idx", "btree"):
             columns = [(f.removeprefix("-"), f.startswith("-")) for f in index.fields]
             found.append(tuple((opts.get_field(name).attname, desc) for name, desc in columns))
     unique_sets = [*opts.unique_together]
