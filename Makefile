@@ -10,7 +10,7 @@ UPSTREAM_LATENCY ?= 0.05
 WORKERS ?= 2
 DEMO_PRODUCTS ?= 2000
 
-.PHONY: venv demo demo-asgi upstream test test-sqlite test-postgres test-pgbouncer bench lint
+.PHONY: venv demo demo-asgi upstream test test-sqlite test-postgres test-pgbouncer audit bench lint
 
 venv: $(VENV)/.synced
 
@@ -53,6 +53,18 @@ test-pgbouncer: venv
 		DATABASE_URL=$(PGBOUNCER_URL) DB_MODE=pgbouncer REDIS_URL=$(REDIS_URL_TEST) \
 		$(VENV)/bin/pytest; \
 	elif [ "$$CI" = "true" ]; then exit 1; fi
+
+# The query audit on a small seeded database: /api/ must be clean, /naive/ must be caught.
+AUDIT_DB := $(abspath .audit.sqlite3)
+audit: venv
+	rm -f $(AUDIT_DB)
+	cd example && export DATABASE_URL=sqlite:///$(AUDIT_DB) && \
+		../$(PY) manage.py migrate -v 0 && \
+		../$(PY) manage.py seed --products 300 --seed 1 >/dev/null 2>&1 && \
+		../$(PY) manage.py scale_audit --prefix /api/ && \
+		if ../$(PY) manage.py scale_audit --prefix /naive/ > /dev/null 2>&1; then \
+			echo "scale_audit missed the N+1s of /naive/"; exit 1; \
+		else echo "scale_audit caught the N+1s of /naive/, as it must"; fi
 
 demo-asgi: venv
 	cd example && SERVER_MODE=asgi ../$(VENV)/bin/gunicorn example.asgi:application \

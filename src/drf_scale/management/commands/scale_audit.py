@@ -143,7 +143,8 @@ class Auditor:
             action=route.action,
             sizes=[],
             queries=[],
-            budget=view_query_budget(route.callback),
+            # A view unchecked per request (budget None) is still judged by the default.
+            budget=view_query_budget(route.callback) or scale_settings.QUERY_BUDGET,
         )
         expected_kwargs = {lookup} if route.action == "retrieve" else set()
         if route.url_kwargs != expected_kwargs:
