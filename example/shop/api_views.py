@@ -33,6 +33,10 @@ class ProductViewSet(
 ):
     """Reads through compiled plans, writes validated by the write serializer, orjson."""
 
+    # Reads run 3 queries (tests/test_api_queries.py); a write validates brand, category,
+    # tags and sku, saves the row and its tags, then reads it back.
+    query_budget = 12
+
     read_serializer_classes = {
         "list": api_serializers.ProductSerializer,
         "retrieve": api_serializers.ProductDetailSerializer,

@@ -27,6 +27,7 @@ Each entry carries its mode under ``DRF_SCALE_MODE`` for the system checks.
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
@@ -138,5 +139,8 @@ def post_fork(server: Any, worker: Any) -> None:
     otherwise hand the same sockets to every worker. In ``gunicorn.conf.py``::
 
         from drf_scale.db import post_fork  # noqa: F401
+
+    Without ``--preload`` the master never loaded Django: there is nothing to close.
     """
-    close_inherited_connections()
+    if apps.ready:
+        close_inherited_connections()

@@ -309,9 +309,9 @@ class _Child:
             return {}
         queryset = self.base.using(self.base._db or using)
         queryset = QueryPlan(annotations=self.query.annotations).apply(queryset)
-        # Django's prefetch filter: a sliced queryset gets a window per parent.
-        queryset = _filter_prefetch_queryset(queryset, self.back, list(keys))
-        related = list(queryset.values(*self.query.columns, **{_PARENT: F(self.back)}))
+        queryset = queryset.values(*self.query.columns, **{_PARENT: F(self.back)})
+        # Django's prefetch filter, in place: a sliced queryset gets a window per parent.
+        related = list(_filter_prefetch_queryset(queryset, self.back, list(keys)))
         grouped: defaultdict[Any, list[Any]] = defaultdict(list)
         for row, item in zip(related, self.query.render(related, using), strict=True):
             grouped[row[_PARENT]].append(item)
@@ -344,14 +344,12 @@ class _Batch:
 class _Query:
     """One query of a plan: its columns and annotations, what it fetches next, its transform."""
 
-    model: type[models.Model]
     columns: dict[str, None] = field(default_factory=dict)  # an ordered set
     annotations: dict[str, Any] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
     per_render: dict[str, Callable[[], Converter]] = field(default_factory=dict)
     children: list[_Child] = field(default_factory=list)
     batches: list[_Batch] = field(default_factory=list)
-    source: str = ""  # the generated transform, for reading
     transform: Callable[..., list[Any]] | None = None
     counter: Iterator[int] = field(default_factory=itertools.count)
 
@@ -385,11 +383,9 @@ class _Query:
         signature = ", ".join(["rows", "*", *params] if params else ["rows"])
         targets = ", ".join(["r", *(f"_v{name}" for name in batches)])
         rows = f"zip(rows, {', '.join(batches)})" if batches else "rows"
-        self.source = (
-            f"def transform({signature}):\n    return [{expression} for {targets} in {rows}]\n"
-        )
+        source = f"def transform({signature}):\n    return [{expression} for {targets} in {rows}]"
         namespace = dict(self.constants)
-        exec(compile(self.source, f"<drf_scale read plan {where}>", "exec"), namespace)
+        exec(compile(source, f"<drf_scale read plan {where}>", "exec"), namespace)
         self.transform = namespace["transform"]
 
     def render(self, rows: list[Row], using: str | None) -> list[Any]:
@@ -624,7 +620,7 @@ class _Compiler:
             return self.fail(where, f"{type(f).__name__} on the to-many relation")
         if queryset is None:
             queryset = relation.related_model._default_manager.all()
-        child = _Query(queryset.model)
+        child = _Query()
         inner = _Scope(child, queryset.model)
         if isinstance(item, Serializer):
             code = self.serializer(item, inner, f"{where}[]")
@@ -742,7 +738,7 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     if model is None:
         return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
     compiler = _Compiler()
-    root = _Query(model)
+    root = _Query()
     try:
         listing = serializer_class(many=True, context=_CurrentContext())
         if _defined_outside_drf(listing, "to_representation"):

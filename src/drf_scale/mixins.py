@@ -36,8 +36,9 @@ class ReadWriteSerializerMixin(_View):
     """Validate writes with the write serializer; render every response with the read one.
 
     ``read_serializer_class`` serves list and retrieve, ``write_serializer_class`` create and
-    updates; ``read_serializer_classes`` and ``write_serializer_classes`` override them per
-    action (custom actions included, which otherwise keep their own serializer). A write
+    updates (OPTIONS describes both); ``read_serializer_classes`` and
+    ``write_serializer_classes`` override them per action (custom actions included, which
+    otherwise keep their own serializer). Views without actions choose by method. A write
     answers with what a GET of the saved object returns: the read serializer of the action,
     else that of retrieve, rendering a fresh fetch through ``get_queryset()`` (by its compiled
     read plan when it has one).
@@ -56,7 +57,7 @@ class ReadWriteSerializerMixin(_View):
         else:
             chosen = self.write_serializer_classes.get(action)
             default, actions = self.write_serializer_class, WRITE_ACTIONS
-        if chosen is None and (action is None or action in actions):
+        if chosen is None and action in (None, "metadata", *actions):  # OPTIONS describes both
             chosen = default
         return chosen or super().get_serializer_class()
 
@@ -76,6 +77,9 @@ class ReadWriteSerializerMixin(_View):
         queryset = self.get_queryset().filter(pk=instance.pk)
         rows = compile_read_plan(read_class).execute(queryset, context)
         return rows[0] if rows else read_class(instance, context=context).data
+
+    def refetch_saved(self, serializer: BaseSerializer) -> None:
+        """OptimizedQuerysetMixin's hook: get_read_data reads the saved row afresh anyway."""
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -106,6 +110,19 @@ class FastReadMixin(_View):
     def get_read_plan(self) -> ReadPlan:
         return compile_read_plan(self.get_serializer_class())
 
+    def reads_compiled(self) -> bool:
+        """Whether this request is a list or retrieve that its compiled plan serves."""
+        action = getattr(self, "action", None)
+        if action not in READ_ACTIONS or not self.get_read_plan().compiled:
+            return False
+        return action == "list" or not self.checks_objects()
+
+    def plan_queryset(self, queryset: QuerySet) -> QuerySet:
+        """OptimizedQuerysetMixin's hook: compiled reads need no select or prefetch plan."""
+        if self.reads_compiled():
+            return queryset
+        return super().plan_queryset(queryset)  # type: ignore[misc]
+
     def get_row_columns(self, model: type[Model]) -> tuple[str, ...]:
         """Columns the page's rows carry besides rendered ones, for paginators that read rows.
 
@@ -120,9 +137,9 @@ class FastReadMixin(_View):
         return tuple(dict.fromkeys(name for name in names if name in concrete))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        plan = self.get_read_plan()
-        if not plan.compiled:
+        if not self.reads_compiled():
             return super().list(request, *args, **kwargs)
+        plan = self.get_read_plan()
         queryset = self.filter_queryset(self.get_queryset())
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
         page = self.paginate_queryset(rows)
@@ -133,9 +150,9 @@ class FastReadMixin(_View):
         return Response(plan.render(list(rows), context, queryset.db))
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        plan = self.get_read_plan()
-        if not plan.compiled or self.checks_objects():
+        if not self.reads_compiled():
             return super().retrieve(request, *args, **kwargs)
+        plan = self.get_read_plan()
         queryset: QuerySet = self.filter_queryset(self.get_queryset())
         lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
         lookup = {self.lookup_field: self.kwargs[lookup_url_kwarg]}

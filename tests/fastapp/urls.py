@@ -1,3 +1,5 @@
+"""The read-path check views under one router (ROOT_URLCONF of the check tests)."""
+
 from rest_framework.routers import SimpleRouter
 
 from tests.fastapp import views

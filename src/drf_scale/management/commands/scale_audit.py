@@ -3,7 +3,8 @@
 List routes run at two page sizes (``--sizes``, through the paginator's page size parameter);
 retrieve routes run on the first row of the view's queryset. Each route gets a verdict:
 ok, N+1 (with the fingerprint and the serializer field path), over budget, plan incomplete
-(fields the planner cannot see), an HTTP error, or no data. ``--json`` prints a JSON list;
+(fields the planner cannot see), slow path (a FastReadMixin view whose serializer falls back
+to DRF), an HTTP error, or no data. ``--json`` prints a JSON list;
 the command exits 1 when any route has a finding, so CI can gate on it.
 """
 
@@ -24,7 +25,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin, RetrieveModelMixin
 
 from drf_scale.conf import scale_settings
+from drf_scale.fast import compile_read_plan
 from drf_scale.middleware import view_query_budget
+from drf_scale.mixins import FastReadMixin
 from drf_scale.planner import OptimizedQuerysetMixin, plan_for
 from drf_scale.queries import QueryGroup, QueryLog, capture_queries, growth
 
@@ -82,7 +85,7 @@ def discover_routes(
 
 @dataclass
 class Finding:
-    verdict: str  # "N+1", "over budget", "plan incomplete" or "error"
+    verdict: str  # "N+1", "over budget", "plan incomplete", "slow path" or "error"
     detail: str
     field_paths: list[str] = field(default_factory=list)
     call_sites: list[str] = field(default_factory=list)
@@ -164,6 +167,12 @@ class Auditor:
             if unplanned:
                 report.findings.append(
                     Finding("plan incomplete", "fields the planner cannot see", unplanned)
+                )
+        if isinstance(view, FastReadMixin):
+            fallback = list(compile_read_plan(view.get_serializer_class()).fallback_reasons)
+            if fallback:
+                report.findings.append(
+                    Finding("slow path", "renders through DRF, not its compiled plan", fallback)
                 )
         return report
 
