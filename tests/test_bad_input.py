@@ -18,12 +18,29 @@ def test_out_of_range_page_size_is_400(client, catalog, prefix, page_size):
     assert response.json()
 
 
-@pytest.mark.parametrize("prefix", [*ROUTERS, "/floor/"])
+@pytest.mark.parametrize("prefix", ["/naive/", "/floor/"])
 @pytest.mark.parametrize("page", ["0", "abc", "999"])
 def test_bad_page_is_404_json(client, catalog, prefix, page):
     response = client.get(f"{prefix}products/?page={page}")
     assert response.status_code == 404
     assert response.json() == {"detail": "Invalid page."}
+
+
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "", "eyJ2IjoxfQ", "eyJ2IjoxfQ:forged-signature", "%00"]
+)
+def test_bad_cursor_is_400(client, catalog, cursor):
+    response = client.get(f"/api/products/?cursor={cursor}")
+    assert response.status_code == 400
+    assert "cursor" in response.json()
+
+
+def test_cursor_bound_to_its_filters_and_ordering(client, catalog):
+    next_url = client.get("/api/products/?page_size=2&status=active").json()["next"]
+    for changed in ("&status=draft", "&ordering=price"):
+        response = client.get(next_url + changed)
+        assert response.status_code == 400
+        assert "cursor" in response.json() or "ordering" in response.json()
 
 
 @pytest.mark.parametrize("prefix", [*ROUTERS, "/floor/", "/ninja/"])

@@ -1,8 +1,32 @@
-"""One contract, four implementations: /naive/, /api/, /floor/ and /ninja/ agree."""
+"""One contract, four implementations: /naive/, /api/, /floor/ and /ninja/ agree.
+
+/api/ lists products by cursor instead of page number: its pages, walked to the end,
+hold exactly what the page-number routers list, in the same order.
+"""
 
 import pytest
 
 ROUTERS = ["/naive/", "/api/", "/floor/", "/ninja/"]
+PAGE_NUMBER_ROUTERS = ["/naive/", "/floor/", "/ninja/"]
+LIST_QUERIES = [
+    "",
+    "?page_size=5",
+    "?ordering=price",
+    "?ordering=-price",
+    "?ordering=created_at",
+    "?brand={brand}",
+    "?category={category}&ordering=price",
+    "?tag={tag}",
+    "?status=active&min_price=12&max_price=15.5",
+]
+
+
+def with_ids(query: str, catalog) -> str:
+    return query.format(
+        brand=catalog["brands"][1].id,
+        category=catalog["categories"][1].id,
+        tag=catalog["tags"][0].id,
+    )
 
 
 def normalized(body: dict, prefix: str) -> dict:
@@ -15,28 +39,12 @@ def normalized(body: dict, prefix: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "query",
-    [
-        "",
-        "?page_size=5",
-        "?page_size=5&page=2",
-        "?page_size=5&page=3&ordering=price",
-        "?ordering=-price",
-        "?ordering=created_at",
-        "?brand={brand}",
-        "?category={category}&ordering=price",
-        "?tag={tag}",
-        "?status=active&min_price=12&max_price=15.5",
-    ],
+    "query", [*LIST_QUERIES, "?page_size=5&page=2", "?page_size=5&page=3&ordering=price"]
 )
-def test_list_is_identical_on_every_router(client, catalog, query):
-    query = query.format(
-        brand=catalog["brands"][1].id,
-        category=catalog["categories"][1].id,
-        tag=catalog["tags"][0].id,
-    )
+def test_list_is_identical_on_page_number_routers(client, catalog, query):
+    query = with_ids(query, catalog)
     bodies = {}
-    for prefix in ROUTERS:
+    for prefix in PAGE_NUMBER_ROUTERS:
         response = client.get(f"{prefix}products/{query}")
         assert response.status_code == 200, (prefix, response.content)
         bodies[prefix] = normalized(response.json(), prefix)
@@ -44,6 +52,38 @@ def test_list_is_identical_on_every_router(client, catalog, query):
     assert naive["results"], "the query should match some products"
     for prefix, body in bodies.items():
         assert body == naive, prefix
+
+
+def all_pages(client, url: str) -> list[dict]:
+    """Every result of a list, following ``next`` links to the end."""
+    results = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        results += body["results"]
+        url = body["next"]
+    return results
+
+
+@pytest.mark.parametrize("query", LIST_QUERIES)
+def test_api_cursor_pages_hold_the_naive_list(client, catalog, query):
+    query = with_ids(query, catalog)
+    joiner = "&" if query else "?"
+    naive = client.get(f"/naive/products/{query}{joiner}page_size=100").json()["results"]
+    assert naive, "the query should match some products"
+    walked = all_pages(
+        client, f"/api/products/{query}{joiner}page_size=4".replace("page_size=5&", "")
+    )
+    assert walked == naive
+
+
+def test_api_first_page_and_count(client, catalog):
+    body = client.get("/api/products/?page_size=5").json()
+    assert list(body) == ["next", "previous", "results"]
+    assert body["results"] == client.get("/naive/products/?page_size=5").json()["results"]
+    counted = client.get("/api/products/?page_size=5&count=true").json()
+    assert (counted["count"], counted["count_is_estimate"]) == (12, False)
 
 
 def test_list_shape(client, catalog):

@@ -93,7 +93,7 @@ def test_a_non_finite_float_renders_as_null_where_drf_raises():
 def test_views_render_204_empty_and_the_browsable_api(client, catalog):
     html = client.get("/api/products/?page_size=1", HTTP_ACCEPT="text/html")
     assert html.status_code == 200 and html["Content-Type"].startswith("text/html")
-    assert b"&quot;count&quot;: 12" in html.content  # DRF's indented JSON in the page
+    assert b"&quot;results&quot;: [" in html.content  # DRF's indented JSON in the page
     response = client.get("/api/products/?page_size=1")
     assert response["Content-Type"] == "application/json"
     assert response.content == JSONRenderer().render(response.json())

@@ -61,6 +61,7 @@ class Product(models.Model):
         indexes = [
             models.Index(fields=["created_at", "id"], name="product_created_id"),
             models.Index(fields=["category", "created_at", "id"], name="product_cat_created_id"),
+            models.Index(fields=["price", "id"], name="product_price_id"),
         ]
 
     def __str__(self) -> str:

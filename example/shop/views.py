@@ -87,8 +87,11 @@ class ProductViewSet(viewsets.ModelViewSet):
                     {"detail": "You have already reviewed this product."}
                 ) from None
             return Response(serializer.data, status=status.HTTP_201_CREATED)
-        page = self.paginate_queryset(product.reviews.order_by("-created_at", "-id"))
-        return self.get_paginated_response(ReviewSerializer(page, many=True).data)
+        paginator = StrictPageNumberPagination()  # the reviews keep pages on every router
+        page = paginator.paginate_queryset(
+            product.reviews.order_by("-created_at", "-id"), request, view=self
+        )
+        return paginator.get_paginated_response(ReviewSerializer(page, many=True).data)
 
 
 class BrandViewSet(viewsets.ReadOnlyModelViewSet):
