@@ -18,7 +18,21 @@ from pathlib import Path
 
 import psycopg
 
-from bench.load import SCENARIOS, TARGETS, THREADS, ensure_wrk, probe, run_wrk, scenario_paths
+from bench.load import (
+    DEPTHS,
+    LIST_PAGE_SIZE,
+    SCENARIOS,
+    TARGETS,
+    THREADS,
+    Row,
+    clamp_depths,
+    ensure_wrk,
+    first_result_id,
+    plan_rows,
+    probe,
+    run_wrk,
+    serves,
+)
 from bench.report import (
     Facts,
     Result,
@@ -32,13 +46,27 @@ from bench.report import (
     write_benchmarks,
     write_chart,
 )
-from bench.server import ROOT, ensure_database, prepare_dataset, serve, service_env
+from bench.server import (
+    ROOT,
+    DeepPage,
+    deep_pages,
+    ensure_database,
+    prepare_dataset,
+    serve,
+    service_env,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/drf_scale_bench"
 RESULTS = ROOT / "bench" / "results"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
-SMOKE = {"products": 300, "duration": 2, "warmup": 1, "connections": 8}
-REAL = {"products": 100_000, "duration": 10, "warmup": 2, "connections": 32}
+SMOKE = {"products": 300, "duration": 1, "warmup": 1, "connections": 8, "depths": [0, 100]}
+REAL = {
+    "products": 100_000,
+    "duration": 10,
+    "warmup": 2,
+    "connections": 32,
+    "depths": list(DEPTHS),
+}
 
 
 def choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
@@ -54,10 +82,21 @@ def choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
     return parse
 
 
+def depth_list(value: str) -> list[int]:
+    """An argparse type: comma-separated row counts, multiples of the list page size."""
+    try:
+        depths = [int(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        depths = []
+    if not depths or any(d < 0 or d % LIST_PAGE_SIZE for d in depths):
+        raise argparse.ArgumentTypeError(f"non-negative multiples of {LIST_PAGE_SIZE}")
+    return depths
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--products", type=int, help="dataset size (default 100000; smoke 300)")
-    parser.add_argument("--duration", type=int, help="seconds per row (default 10; smoke 2)")
+    parser.add_argument("--duration", type=int, help="seconds per row (default 10; smoke 1)")
     parser.add_argument("--warmup", type=int, help="warm-up seconds per row (default 2; smoke 1)")
     parser.add_argument("--connections", type=int, help="wrk connections (default 32; smoke 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
@@ -68,12 +107,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scenarios", type=choices(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--targets", type=choices(TARGETS), default=list(TARGETS))
     parser.add_argument(
+        "--depths",
+        type=depth_list,
+        help="rows before the page of the deep scenario, skipped when past the dataset "
+        f"(default {','.join(map(str, DEPTHS))}; smoke 0,100)",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="tiny dataset, short runs, results in a temporary directory; "
         "fails when the server does not start or a row has no 2xx response",
     )
     args = parser.parse_args(argv)
+    if not any(serves(s, t) for s in args.scenarios for t in args.targets):
+        parser.error("no target of --targets serves any of --scenarios")
     defaults = SMOKE if args.smoke else REAL
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -81,29 +128,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def check_deep_pages(base_url: str, rows: list[Row], pages: dict[int, DeepPage]) -> None:
+    """Fail unless each deep page starts at the row at its depth."""
+    for row in rows:
+        if row.depth is None:
+            continue
+        found = first_result_id(base_url + row.paths[0])
+        if found != pages[row.depth].first_id:
+            raise RuntimeError(
+                f"deep {row.target} @ {row.depth:,}: {row.paths[0]} starts at id {found}, "
+                f"not at id {pages[row.depth].first_id} (the row at offset {row.depth:,})"
+            )
+
+
 def measure(
     args: argparse.Namespace,
     wrk: str,
     env: dict[str, str],
-    ids: list[int],
+    rows: list[Row],
+    pages: dict[int, DeepPage],
     log: Path,
     workdir: Path,
 ) -> list[Result]:
-    """Serve the service and load each scenario x target: warm-up, probe, measured run."""
-    rows = [(s, t) for s in args.scenarios for t in args.targets]
+    """Serve the service and load each row: warm-up, probe, measured run."""
     results: list[Result] = []
     with serve(env, args.workers, log) as base_url:
-        for n, (scenario, target) in enumerate(rows, 1):
-            paths = scenario_paths(scenario, target, ids)
-            paths_file = workdir / f"{scenario}-{target}.paths"
-            paths_file.write_text("\n".join(paths) + "\n")
-            print(f"[{n}/{len(rows)}] {scenario} {target}", file=sys.stderr, flush=True)
+        check_deep_pages(base_url, rows, pages)
+        for n, row in enumerate(rows, 1):
+            paths_file = workdir / f"{n}.paths"
+            paths_file.write_text("\n".join(row.paths) + "\n")
+            print(f"[{n}/{len(rows)}] {row.scenario} {row.label}", file=sys.stderr, flush=True)
             run_wrk(wrk, base_url, paths_file, args.connections, args.warmup)
             # The probe queues behind what the warm-up left in the listen backlog,
             # so the measured run starts on a drained server.
-            sample = probe(base_url + paths[0])
+            sample = probe(base_url + row.paths[0])
             load = run_wrk(wrk, base_url, paths_file, args.connections, args.duration)
-            results.append(Result(scenario, target, paths[0], load, sample))
+            results.append(Result(row.scenario, row.target, row.paths[0], load, sample, row.depth))
     return results
 
 
@@ -122,8 +182,16 @@ def run(args: argparse.Namespace, command: str, workdir: Path) -> int:
     env = service_env(database_url)
     ensure_database(database_url)
     dataset = prepare_dataset(env, args.products)
+    depths: list[int] = []
+    if "deep" in args.scenarios:
+        depths = clamp_depths(args.depths, dataset.products)
+        if skipped := sorted(set(args.depths) - set(depths)):
+            print(f"deep: skipping {skipped}, past {dataset.products:,} rows", file=sys.stderr)
+    pages = deep_pages(env, depths)
+    cursor_paths = {depth: page.path for depth, page in pages.items()}
+    rows = plan_rows(args.scenarios, args.targets, dataset.ids, depths, cursor_paths)
     log = out_dir / f"{stamp}-gunicorn.log"
-    results = measure(args, wrk, env, dataset.ids, log, workdir)
+    results = measure(args, wrk, env, rows, pages, log, workdir)
 
     facts = Facts(
         timestamp=timestamp.strftime("%Y-%m-%d %H:%M UTC"),
@@ -139,6 +207,7 @@ def run(args: argparse.Namespace, command: str, workdir: Path) -> int:
         cache="Redis" if os.environ.get("REDIS_URL") else "local memory",
         products=dataset.products,
         detail_ids=len(dataset.ids),
+        depths=depths,
         workers=args.workers,
         threads=min(THREADS, args.connections),
         connections=args.connections,
@@ -163,7 +232,7 @@ def run(args: argparse.Namespace, command: str, workdir: Path) -> int:
     print(markdown_table(results))
     kept = " (temporary, removed on exit)" if args.smoke else ""
     print(f"\nwrote {json_path}, {chart}, {latest}, {benchmarks}{kept}", file=sys.stderr)
-    failed = [f"{r.scenario} {r.target}" for r in results if r.load.ok == 0]
+    failed = [f"{r.scenario} {r.label}" for r in results if r.load.ok == 0]
     if failed:
         print(f"bench: no 2xx response from {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,13 @@ LUA_SCRIPT = Path(__file__).with_name("report.lua")
 JSON_MARKER = "bench-json: "
 THREADS = 2
 _QUERIES = re.compile(r'desc="(\d+) quer')
-SCENARIOS = ("list", "detail")
+SCENARIOS = ("list", "detail", "stats", "deep")
 TARGETS = ("naive", "api", "floor", "ninja")
+# Scenarios only some targets serve: floor and ninja have no stats and no cursor pages.
+SCENARIO_TARGETS = {"stats": ("naive", "api"), "deep": ("naive", "api")}
 LIST_PAGE_SIZE = 50
+# Rows skipped before the page of the deep scenario (multiples of LIST_PAGE_SIZE).
+DEPTHS = (0, 10_000, 900_000)
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,71 @@ class Probe:
     queries: int | None
 
 
+@dataclass(frozen=True)
+class Row:
+    """One measured row: a scenario on a target (at a depth, for deep), its paths."""
+
+    scenario: str
+    target: str
+    depth: int | None
+    paths: list[str]
+
+    @property
+    def label(self) -> str:
+        return target_label(self.target, self.depth)
+
+
+def target_label(target: str, depth: int | None) -> str:
+    """The target, with the depth in the deep scenario: ``api @ 10,000``."""
+    return target if depth is None else f"{target} @ {depth:,}"
+
+
+def serves(scenario: str, target: str) -> bool:
+    """Whether ``target`` has the endpoint of ``scenario``."""
+    return target in SCENARIO_TARGETS.get(scenario, TARGETS)
+
+
+def clamp_depths(depths: Iterable[int], products: int) -> list[int]:
+    """The depths at which the dataset still has a row, once each, shallowest first."""
+    return sorted({depth for depth in depths if 0 <= depth < products})
+
+
 def scenario_paths(scenario: str, target: str, ids: list[int]) -> list[str]:
-    """The paths a scenario requests: the first list page, or the detail of each id."""
+    """The paths of list, detail and stats: the first page, each id's detail, the stats."""
     if scenario == "list":
         return [f"/{target}/products/?page_size={LIST_PAGE_SIZE}"]
-    return [f"/{target}/products/{product_id}/" for product_id in ids]
+    if scenario == "detail":
+        return [f"/{target}/products/{product_id}/" for product_id in ids]
+    if scenario == "stats":
+        return [f"/{target}/stats/categories/"]
+    raise ValueError(f"no fixed paths for scenario {scenario!r}")
+
+
+def deep_path(target: str, depth: int, cursor_paths: Mapping[int, str]) -> str:
+    """The page ``depth`` rows deep: naive by page number, api by its cursor path."""
+    if target == "naive":
+        page = depth // LIST_PAGE_SIZE + 1
+        return f"/naive/products/?page_size={LIST_PAGE_SIZE}&page={page}"
+    return cursor_paths[depth]
+
+
+def plan_rows(
+    scenarios: Iterable[str],
+    targets: Iterable[str],
+    ids: list[int],
+    depths: Iterable[int],
+    cursor_paths: Mapping[int, str],
+) -> list[Row]:
+    """Every row to measure, scenario by scenario (deep: depth by depth), in target order."""
+    rows: list[Row] = []
+    for scenario in scenarios:
+        served = [target for target in targets if serves(scenario, target)]
+        if scenario != "deep":
+            rows += [Row(scenario, t, None, scenario_paths(scenario, t, ids)) for t in served]
+            continue
+        for depth in depths:
+            rows += [Row(scenario, t, depth, [deep_path(t, depth, cursor_paths)]) for t in served]
+    return rows
 
 
 def parse_wrk_output(stdout: str) -> LoadResult:
@@ -112,6 +177,16 @@ def run_wrk(
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stderr}{done.stdout}")
     return parse_wrk_output(done.stdout)
+
+
+def first_result_id(url: str) -> int | None:
+    """The id of the first result of the page at ``url``; None when the page is empty."""
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            results = json.load(response).get("results") or []
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"GET {url}: {error}") from error
+    return results[0]["id"] if results else None
 
 
 def probe(url: str) -> Probe:

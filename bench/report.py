@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.load import LIST_PAGE_SIZE, LoadResult, Probe
+from bench.load import LIST_PAGE_SIZE, LoadResult, Probe, target_label
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
@@ -34,6 +34,11 @@ class Result:
     path: str
     load: LoadResult
     probe: Probe
+    depth: int | None = None  # rows before the page, in the deep scenario
+
+    @property
+    def label(self) -> str:
+        return target_label(self.target, self.depth)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Facts:
     cache: str
     products: int
     detail_ids: int
+    depths: list[int]
     workers: int
     threads: int
     connections: int
@@ -109,10 +115,21 @@ def software_versions(wrk: str) -> dict[str, str]:
 
 
 def ratio(results: list[Result], result: Result, baseline: str) -> float | None:
-    """req/s of ``result`` over that of ``baseline`` in the same scenario."""
+    """req/s of ``result`` over that of ``baseline`` in the same scenario (and depth)."""
     for other in results:
-        if other.scenario == result.scenario and other.target == baseline:
+        if (other.scenario, other.depth, other.target) == (result.scenario, result.depth, baseline):
             return result.load.rps / other.load.rps if other.load.rps else None
+    return None
+
+
+def depth_ratio(results: list[Result], result: Result, percentile: str = "p50") -> float | None:
+    """Latency of a deep page over that of the first page (depth 0), same scenario and target."""
+    if result.depth is None:
+        return None
+    for other in results:
+        if (other.scenario, other.target, other.depth) == (result.scenario, result.target, 0):
+            first = other.load.latency_ms[percentile]
+            return result.load.latency_ms[percentile] / first if first else None
     return None
 
 
@@ -125,6 +142,8 @@ def to_json(facts: Facts, results: list[Result]) -> str:
             "errors": result.load.error_count,
             "ratio_vs_naive": ratio(results, result, "naive"),
             "ratio_vs_floor": ratio(results, result, "floor"),
+            "p50_vs_depth_0": depth_ratio(results, result, "p50"),
+            "p99_vs_depth_0": depth_ratio(results, result, "p99"),
         }
         for result in results
     ]
@@ -139,8 +158,23 @@ def _times(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def depth_summary(results: list[Result]) -> str:
+    """One line on deep pages: p50 latency at each depth over depth 0, per target."""
+    parts = []
+    for target in dict.fromkeys(r.target for r in results if r.depth):
+        ratios = [
+            f"{r.depth:,} rows {_times(depth_ratio(results, r))}"
+            for r in results
+            if r.target == target and r.depth
+        ]
+        parts.append(f"{target} {', '.join(ratios)}")
+    if not parts:
+        return ""
+    return f"Deep pages, p50 latency relative to the first page (depth 0): {'; '.join(parts)}."
+
+
 def markdown_table(results: list[Result]) -> str:
-    """The results as a Markdown table, ratios against naive and floor."""
+    """The results as a Markdown table, ratios against naive and floor, then deep pages."""
     lines = [
         "| scenario | target | req/s | p50 ms | p99 ms | queries/request | bytes | errors "
         "| vs naive | vs floor |",
@@ -149,17 +183,26 @@ def markdown_table(results: list[Result]) -> str:
     for r in results:
         queries = "-" if r.probe.queries is None else str(r.probe.queries)
         lines.append(
-            f"| {r.scenario} | {r.target} | {_rate(r.load.rps)} "
+            f"| {r.scenario} | {r.label} | {_rate(r.load.rps)} "
             f"| {r.load.latency_ms['p50']:.1f} | {r.load.latency_ms['p99']:.1f} "
             f"| {queries} | {r.probe.bytes:,} | {r.load.error_count:,} "
             f"| {_times(ratio(results, r, 'naive'))} | {_times(ratio(results, r, 'floor'))} |"
         )
+    if summary := depth_summary(results):
+        lines += ["", summary]
     return "\n".join(lines)
 
 
 def markdown_block(facts: Facts, results: list[Result], chart: str, raw: str) -> str:
     """What goes between the markers: facts, command, table, chart, raw results."""
     f = facts
+    deep = ""
+    if f.depths:
+        deep = (
+            f", deep = the page of {LIST_PAGE_SIZE} products after "
+            f"{', '.join(f'{depth:,}' for depth in f.depths)} rows (naive `?page=N`; api a "
+            "cursor issued by the service's paginator, checked to start at that row)"
+        )
     return f"""Measured {f.timestamp} at commit `{f.commit}`.
 
 - Machine: {f.cores} cores ({f.cpu}), {f.memory_gib:.1f} GiB memory, {f.os}; \
@@ -168,7 +211,8 @@ load average {f.load_average:.2f} before the run
 gunicorn {f.gunicorn} ({f.workers} sync workers), {f.database}, cache: {f.cache}
 - Dataset: {f.products:,} products; list = `GET /<target>/products/?page_size=\
 {LIST_PAGE_SIZE}`, detail = `GET /<target>/products/<id>/` round-robin over \
-{f.detail_ids:,} sampled ids
+{f.detail_ids:,} sampled ids, stats = `GET /<target>/stats/categories/` (naive \
+computes it per request, api serves it from the cache){deep}
 - Load: wrk {f.wrk}, {f.threads} threads, {f.connections} connections, \
 {f.duration_s} s per row after a {f.warmup_s} s warm-up, on the same machine
 - Command: `{f.command}`
@@ -202,22 +246,29 @@ def write_benchmarks(path: Path, block: str) -> None:
     path.write_text(replace_block(text, block))
 
 
+def _group(result: Result) -> str:
+    """The bar group of a result: its scenario, with the depth in the deep scenario."""
+    return result.scenario if result.depth is None else f"{result.scenario} {result.depth:,}"
+
+
 def write_chart(facts: Facts, results: list[Result], path: Path) -> None:
     """A bar chart of req/s per target, grouped by scenario, rendered with Agg."""
-    scenarios = list(dict.fromkeys(r.scenario for r in results))
+    scenarios = list(dict.fromkeys(_group(r) for r in results))
     targets = list(dict.fromkeys(r.target for r in results))
-    rps = {(r.scenario, r.target): r.load.rps for r in results}
+    rps = {(_group(r), r.target): r.load.rps for r in results}
     width = 0.8 / len(targets)
 
-    fig = Figure(figsize=(9, 5), dpi=120)
+    fig = Figure(figsize=(11, 5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for i, target in enumerate(targets):
         offset = (i - (len(targets) - 1) / 2) * width
         xs = [n + offset for n in range(len(scenarios))]
-        bars = ax.bar(xs, [rps.get((s, target), 0.0) for s in scenarios], width, label=target)
-        ax.bar_label(bars, labels=[_rate(rps.get((s, target), 0.0)) for s in scenarios], fontsize=8)
-    ax.set_xticks(range(len(scenarios)), scenarios)
+        values = [rps.get((s, target)) for s in scenarios]
+        bars = ax.bar(xs, [v or 0.0 for v in values], width, label=target)
+        labels = ["" if v is None else _rate(v) for v in values]
+        ax.bar_label(bars, labels=labels, fontsize=8)
+    ax.set_xticks(range(len(scenarios)), scenarios, fontsize=8)
     ax.set_ylabel("requests/s (2xx)")
     ax.set_title(
         f"{facts.products:,} products, {facts.database}, {facts.workers} gunicorn workers, "

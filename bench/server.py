@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg import sql
 
+from bench.load import LIST_PAGE_SIZE
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example"
 DETAIL_SAMPLE = 1000
@@ -49,6 +51,14 @@ class Dataset:
     products: int
     ids: list[int]
     database: str
+
+
+@dataclass(frozen=True)
+class DeepPage:
+    """A /api/products/ page that starts deep: its path (with a cursor), its first row's id."""
+
+    path: str
+    first_id: int
 
 
 def service_env(database_url: str) -> dict[str, str]:
@@ -96,6 +106,22 @@ def prepare_dataset(env: dict[str, str], products: int) -> Dataset:
         manage(env, "seed", "--products", str(products), "--seed", "1", "--reset")
         dataset = inspect(env)
     return dataset
+
+
+def deep_pages(env: dict[str, str], depths: list[int]) -> dict[int, DeepPage]:
+    """The /api/products/ page at each depth, from the service's own paginator (bench.cursors)."""
+    if not depths:
+        return {}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cursors", str(LIST_PAGE_SIZE), *map(str, depths)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pages = json.loads(done.stdout.strip().splitlines()[-1])
+    return {int(depth): DeepPage(**page) for depth, page in pages.items()}
 
 
 def free_port() -> int:

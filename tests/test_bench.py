@@ -4,15 +4,33 @@ import re
 
 import pytest
 
+from bench.__main__ import check_deep_pages, parse_args
+from bench.cursors import path_of
 from bench.load import (
     LUA_SCRIPT,
     LoadResult,
     Probe,
+    Row,
+    clamp_depths,
+    deep_path,
     parse_queries,
     parse_wrk_output,
+    plan_rows,
     scenario_paths,
+    serves,
 )
-from bench.report import END, INTRO, START, Result, markdown_table, ratio, replace_block
+from bench.report import (
+    END,
+    INTRO,
+    START,
+    Result,
+    depth_ratio,
+    depth_summary,
+    markdown_table,
+    ratio,
+    replace_block,
+)
+from bench.server import DeepPage
 
 WRK_STDOUT = """Running 2s test @ http://127.0.0.1:8000/floor/products/?page_size=50
   2 threads and 32 connections
@@ -42,6 +60,13 @@ def load(rps: float, **changes: object) -> LoadResult:
 
 def result(scenario: str, target: str, rps: float, queries: int | None = 1) -> Result:
     return Result(scenario, target, f"/{target}/", load(rps), Probe(200, 512, queries))
+
+
+def deep(target: str, depth: int, rps: float, p50: float) -> Result:
+    latency = {"p50": p50, "p90": p50 * 2, "p99": p50 * 3, "mean": p50, "max": p50 * 4}
+    return Result(
+        "deep", target, f"/{target}/", load(rps, latency_ms=latency), Probe(200, 512, 2), depth
+    )
 
 
 def test_parse_wrk_output_reads_the_json_line_among_wrk_output():
@@ -87,6 +112,98 @@ def test_scenario_paths():
     ]
 
 
+def test_scenario_paths_of_stats_and_none_for_deep():
+    assert scenario_paths("stats", "api", [3]) == ["/api/stats/categories/"]
+    with pytest.raises(ValueError, match="deep"):
+        scenario_paths("deep", "api", [3])
+
+
+def test_stats_and_deep_are_served_by_naive_and_api_only():
+    assert serves("list", "floor") and serves("detail", "ninja")
+    assert serves("stats", "naive") and serves("deep", "api")
+    assert not serves("stats", "floor") and not serves("deep", "ninja")
+
+
+def test_clamp_depths_keeps_depths_with_a_row_once_in_order():
+    assert clamp_depths([900_000, 0, 10_000], 1_000_000) == [0, 10_000, 900_000]
+    assert clamp_depths([0, 10_000, 900_000], 100_000) == [0, 10_000]
+    # A depth equal to the product count has no row left; duplicates are measured once.
+    assert clamp_depths([300, 100, 100, 0], 300) == [0, 100]
+    assert clamp_depths([-50, 50], 10) == []
+
+
+def test_deep_path_naive_by_page_number_api_by_cursor():
+    cursors = {0: "/api/products/?page_size=50", 100: "/api/products/?cursor=abc&page_size=50"}
+
+    assert deep_path("naive", 0, cursors) == "/naive/products/?page_size=50&page=1"
+    assert deep_path("naive", 100, cursors) == "/naive/products/?page_size=50&page=3"
+    assert deep_path("naive", 900_000, cursors) == "/naive/products/?page_size=50&page=18001"
+    assert deep_path("api", 100, cursors) == cursors[100]
+    with pytest.raises(KeyError):
+        deep_path("api", 10_000, cursors)
+
+
+def test_plan_rows_skips_targets_without_the_endpoint_and_measures_each_depth():
+    cursors = {0: "/api/c0", 100: "/api/c100"}
+
+    rows = plan_rows(["list", "stats", "deep"], ["naive", "floor", "api"], [7], [0, 100], cursors)
+
+    assert [(r.scenario, r.label) for r in rows] == [
+        ("list", "naive"),
+        ("list", "floor"),
+        ("list", "api"),
+        ("stats", "naive"),
+        ("stats", "api"),
+        ("deep", "naive @ 0"),
+        ("deep", "api @ 0"),
+        ("deep", "naive @ 100"),
+        ("deep", "api @ 100"),
+    ]
+    assert rows[4] == Row("stats", "api", None, ["/api/stats/categories/"])
+    assert rows[-1] == Row("deep", "api", 100, ["/api/c100"])
+    assert rows[-2].paths == ["/naive/products/?page_size=50&page=3"]
+
+
+def test_parse_args_depths_and_scenarios():
+    assert parse_args(["--smoke"]).depths == [0, 100]
+    assert parse_args([]).depths == [0, 10_000, 900_000]
+    assert parse_args(["--depths", "0,5000"]).depths == [0, 5000]
+    assert parse_args([]).scenarios == ["list", "detail", "stats", "deep"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--depths", "0,75"],  # not a page boundary of the naive page-number path
+        ["--depths", "-50"],
+        ["--depths", "x"],
+        ["--scenarios", "stats,deep", "--targets", "floor,ninja"],
+    ],
+)
+def test_parse_args_rejects(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert "error" in capsys.readouterr().err
+
+
+def test_path_of_keeps_path_and_query_only():
+    url = "http://127.0.0.1/api/products/?page_size=50&cursor=eyJ2Ij.abc"
+
+    assert path_of(url) == "/api/products/?page_size=50&cursor=eyJ2Ij.abc"
+
+
+def test_check_deep_pages_fails_when_a_page_starts_elsewhere(monkeypatch):
+    first_ids = {"http://h/naive/p3": 41, "http://h/api/c100": 42}
+    monkeypatch.setattr("bench.__main__.first_result_id", first_ids.get)
+    pages = {100: DeepPage("/api/c100", first_id=42)}
+    api = Row("deep", "api", 100, ["/api/c100"])
+    naive = Row("deep", "naive", 100, ["/naive/p3"])
+
+    check_deep_pages("http://h", [Row("list", "api", None, ["/nowhere"]), api], pages)
+    with pytest.raises(RuntimeError, match=r"naive @ 100: /naive/p3 starts at id 41, not at id 42"):
+        check_deep_pages("http://h", [api, naive], pages)
+
+
 def test_ratio_compares_req_per_s_within_the_same_scenario():
     results = [
         result("list", "naive", 50),
@@ -103,6 +220,54 @@ def test_ratio_compares_req_per_s_within_the_same_scenario():
     # No floor row in the detail scenario, and a baseline with no 2xx: no ratio.
     assert ratio(results, api_detail, "floor") is None
     assert ratio([result("list", "naive", 0), api_list], api_list, "naive") is None
+
+
+def test_deep_ratios_compare_the_same_depth_across_targets_and_depths_within_a_target():
+    results = [
+        deep("naive", 0, 100, p50=10.0),
+        deep("api", 0, 200, p50=5.0),
+        deep("naive", 10_000, 20, p50=50.0),
+        deep("api", 10_000, 190, p50=6.0),
+        result("list", "naive", 50),
+    ]
+    naive_deep, api_deep = results[2], results[3]
+
+    # vs naive: req/s at the same depth, not at depth 0.
+    assert ratio(results, api_deep, "naive") == 9.5
+    assert ratio(results, results[1], "naive") == 2.0
+    # vs depth 0: the same target's first page, by latency percentile.
+    assert depth_ratio(results, naive_deep) == 5.0
+    assert depth_ratio(results, api_deep) == pytest.approx(1.2)
+    assert depth_ratio(results, api_deep, "p99") == pytest.approx(1.2)
+    assert depth_ratio(results, results[0]) == 1.0
+    assert depth_ratio(results, results[4]) is None
+    assert depth_ratio([api_deep], api_deep) is None  # no first page measured
+
+
+def test_markdown_table_labels_depths_and_ends_with_the_deep_summary():
+    results = [
+        result("stats", "naive", 20),
+        result("stats", "api", 2000),
+        deep("naive", 0, 100, p50=10.0),
+        deep("api", 0, 200, p50=5.0),
+        deep("naive", 900_000, 2, p50=400.0),
+        deep("api", 900_000, 190, p50=6.0),
+    ]
+
+    lines = markdown_table(results).splitlines()
+
+    assert len(lines) == 2 + 6 + 2
+    assert lines[3].startswith("| stats | api | 2,000 | ") and lines[3].endswith("| 100.00x | - |")
+    assert lines[4].startswith("| deep | naive @ 0 | 100 | 10.0 | 30.0 | 2 |")
+    assert lines[7].startswith("| deep | api @ 900,000 | 190 | 6.0 | 18.0 |")
+    assert lines[7].endswith("| 95.00x | - |")
+    assert lines[8] == ""
+    assert lines[9] == depth_summary(results)
+    assert lines[9] == (
+        "Deep pages, p50 latency relative to the first page (depth 0): "
+        "naive 900,000 rows 40.00x; api 900,000 rows 1.20x."
+    )
+    assert depth_summary(results[:4]) == ""
 
 
 def test_markdown_table_has_one_row_per_result_with_ratios():
