@@ -309,3 +309,52 @@ def test_report_lua_prints_every_field_the_parser_reads():
     assert set(LoadResult.__dataclass_fields__) <= keys
     assert {"connect", "read", "write", "status", "timeout"} <= keys
     assert {"p50", "p90", "p99"} <= keys
+
+
+def count_row(exact: int, estimate: int, exact_ms: float = 50.0, estimated_ms: float = 0.2):
+    from bench.counts import Row
+
+    return Row("Product.objects.all()", exact, estimate, True, exact_ms, estimated_ms)
+
+
+def test_count_row_ratio_error_and_verdict():
+    row = count_row(1_000_000, 1_030_000)
+
+    assert row.speedup == pytest.approx(250.0)
+    assert row.error == pytest.approx(3.0)
+    assert row.verdict == "yes"
+    assert count_row(1000, 900, estimated_ms=1.0).verdict == (
+        "no (under 100x, off by more than 5%)"
+    )
+    assert count_row(0, 0).error == 0.0
+
+
+def test_count_row_that_fell_back_to_an_exact_count_misses():
+    from bench.counts import Row
+
+    row = Row("q", 10, 10, False, 1.0, 0.001)
+
+    assert row.verdict == "no (fell back to exact)"
+
+
+def test_counts_table_has_one_row_per_queryset():
+    from bench.counts import table
+
+    lines = table([count_row(1_000_000, 990_000)]).splitlines()
+
+    assert len(lines) == 3
+    assert lines[2] == (
+        "| `Product.objects.all()` | 1,000,000 | 990,000 | -1.00% | 50.00 | 0.200 | 250x | yes |"
+    )
+
+
+def test_counts_replace_block_keeps_the_other_blocks():
+    from bench.counts import END as COUNTS_END
+    from bench.counts import START as COUNTS_START
+    from bench.counts import replace_block as replace_counts
+
+    text = f"# B\n\n{START}\nload\n{END}\n"
+    new = replace_counts(text, "counts v1")
+
+    assert new == f"{text}\n{COUNTS_START}\ncounts v1\n{COUNTS_END}\n"
+    assert replace_counts(new, "counts v2") == new.replace("counts v1", "counts v2")
