@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bench.report import cpu_model, git_commit, memory_gib
+from bench.report import cpu_model, git_commit, memory_gib, replace_block
 from bench.serialization import BENCHMARKS, setup_django
 from bench.server import ROOT
 
@@ -170,15 +170,6 @@ at least {SPEEDUP:.0f}x faster and within {TOLERANCE:.0f}%.
 {table(rows)}"""
 
 
-def replace_block(text: str, content: str) -> str:
-    """``text`` with the counts block replaced, or appended when it has none."""
-    marked = f"{START}\n{content.strip()}\n{END}"
-    start, end = text.find(START), text.find(END)
-    if start == -1 or end < start:
-        return f"{text.rstrip()}\n\n{marked}\n"
-    return text[:start] + marked + text[end + len(END) :]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per count")
@@ -205,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"meets the expectation: {row.verdict}: {row.label}")
     if not args.no_write:
         text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
-        BENCHMARKS.write_text(replace_block(text, content))
+        BENCHMARKS.write_text(replace_block(text, content, START, END))
 
 
 if __name__ == "__main__":

@@ -227,17 +227,17 @@ outside the load; errors are socket errors, timeouts and non-2xx responses.
 Raw results: `{raw}`"""
 
 
-def replace_block(text: str, block: str) -> str:
+def replace_block(text: str, block: str, start_marker: str = START, end_marker: str = END) -> str:
     """``text`` with the marked block replaced by ``block``; the rest stays as it was.
 
     Without markers the block is appended (after the intro when ``text`` is empty).
     """
-    marked = f"{START}\n{block.strip()}\n{END}"
-    start, end = text.find(START), text.find(END)
+    marked = f"{start_marker}\n{block.strip()}\n{end_marker}"
+    start, end = text.find(start_marker), text.find(end_marker)
     if start == -1 or end < start:
         head = text.rstrip() or INTRO.rstrip()
         return f"{head}\n\n{marked}\n"
-    return text[:start] + marked + text[end + len(END) :]
+    return text[:start] + marked + text[end + len(end_marker) :]
 
 
 def write_benchmarks(path: Path, block: str) -> None:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench.report import cpu_model, git_commit, memory_gib
+from bench.report import cpu_model, git_commit, memory_gib, replace_block
 from bench.server import EXAMPLE, ROOT, ensure_database
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/drf_scale_serial"
@@ -220,15 +220,6 @@ interleaved runs after a warm-up. `DRF / this`: how many times faster than DRF; 
 {table(results)}"""
 
 
-def replace_block(text: str, content: str) -> str:
-    """``text`` with the serialization block replaced, or appended when it has none."""
-    marked = f"{START}\n{content.strip()}\n{END}"
-    start, end = text.find(START), text.find(END)
-    if start == -1 or end < start:
-        return f"{text.rstrip()}\n\n{marked}\n"
-    return text[:start] + marked + text[end + len(END) :]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000,10000", help="comma-separated row counts")
@@ -251,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     print(content)
     if not args.no_write:
         text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
-        BENCHMARKS.write_text(replace_block(text, content))
+        BENCHMARKS.write_text(replace_block(text, content, START, END))
 
 
 if __name__ == "__main__":

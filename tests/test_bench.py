@@ -351,7 +351,9 @@ def test_counts_table_has_one_row_per_queryset():
 def test_counts_replace_block_keeps_the_other_blocks():
     from bench.counts import END as COUNTS_END
     from bench.counts import START as COUNTS_START
-    from bench.counts import replace_block as replace_counts
+
+    def replace_counts(text: str, block: str) -> str:
+        return replace_block(text, block, COUNTS_START, COUNTS_END)
 
     text = f"# B\n\n{START}\nload\n{END}\n"
     new = replace_counts(text, "counts v1")
