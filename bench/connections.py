@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ import psycopg
 
 from bench.load import LoadResult, ensure_wrk, run_wrk
 from bench.report import cpu_model, git_commit, memory_gib, replace_block
-from bench.server import EXAMPLE, ROOT, free_port, wait_until_answering
+from bench.server import ASGI_APP, EXAMPLE, ROOT, WSGI_APP, serve
 
 DIRECT_URL = "postgres://postgres@127.0.0.1:5432/drf_scale_bench"
 PGBOUNCER_URL = "postgres://postgres@127.0.0.1:6432/drf_scale_bench"
@@ -56,8 +55,6 @@ NO_PERSISTENT_SETTINGS = """from example.settings import *  # noqa: F403
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 """
-WSGI_APP = ["example.wsgi", "--worker-class", "sync"]
-ASGI_APP = ["example.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker"]
 
 
 @dataclass(frozen=True)
@@ -67,29 +64,6 @@ class Run:
     label: str
     load: LoadResult
     peak_connections: int | None = None
-
-
-@contextmanager
-def serve(app: list[str], env: Mapping[str, str], log_path: Path) -> Iterator[str]:
-    """Serve ``app`` with gunicorn (WORKERS processes) on a free port; yield its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", *app, "--workers", str(WORKERS)]
-    command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
-    base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, cwd=EXAMPLE, env=dict(env), stdout=log, stderr=log, start_new_session=True
-        )
-        try:
-            wait_until_answering(proc, base_url, log_path)
-            yield base_url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @contextmanager
@@ -122,7 +96,7 @@ def peak_connections(database_url: str) -> Iterator[list[int]]:
 
 def measure(
     label: str,
-    app: list[str],
+    app: Sequence[str],
     env: Mapping[str, str],
     paths: list[str],
     connections: int,
@@ -136,7 +110,7 @@ def measure(
     slug = "".join(c if c.isalnum() else "-" for c in label)
     paths_file = work / f"{slug}.paths"
     paths_file.write_text("\n".join(paths) + "\n")
-    with serve(app, env, work / f"{slug}.log") as base_url:
+    with serve(env, WORKERS, work / f"{slug}.log", app) as base_url:
         run_wrk(wrk, base_url, paths_file, min(connections, WARMUP_CONNECTIONS), WARMUP_S)
         if sample_url is None:
             return Run(label, run_wrk(wrk, base_url, paths_file, connections, seconds))

@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,30 +151,27 @@ def wait_until_answering(proc: subprocess.Popen[bytes], base_url: str, log_path:
     raise ServerError(f"gunicorn did not answer in {START_TIMEOUT_S:.0f} s:\n{_log_tail(log_path)}")
 
 
+WSGI_APP = ("example.wsgi", "--worker-class", "sync")
+ASGI_APP = ("example.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker")
+
+
 @contextmanager
-def serve(env: dict[str, str], workers: int, log_path: Path) -> Iterator[str]:
-    """Serve the reference service with gunicorn sync workers; yield its base URL.
+def serve(
+    env: Mapping[str, str], workers: int, log_path: Path, app: Sequence[str] = WSGI_APP
+) -> Iterator[str]:
+    """Serve the reference service with gunicorn (sync workers unless ``app`` says otherwise);
+    yield its base URL.
 
     Its output goes to ``log_path``; it is stopped on the way out, whatever happened.
     """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "example.wsgi",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "sync",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    command = [sys.executable, "-m", "gunicorn", *app, "--workers", str(workers)]
+    command += ["--bind", f"127.0.0.1:{port}"]
     base_url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C reaches the harness, which stops gunicorn below.
         proc = subprocess.Popen(
-            command, cwd=EXAMPLE, env=env, stdout=log, stderr=log, start_new_session=True
+            command, cwd=EXAMPLE, env=dict(env), stdout=log, stderr=log, start_new_session=True
         )
         try:
             wait_until_answering(proc, base_url, log_path)

@@ -66,15 +66,13 @@ def all_pages(client, url: str) -> list[dict]:
     return results
 
 
-@pytest.mark.parametrize("query", LIST_QUERIES)
+@pytest.mark.parametrize("query", [q for q in LIST_QUERIES if "page_size" not in q])
 def test_api_cursor_pages_hold_the_naive_list(client, catalog, query):
     query = with_ids(query, catalog)
     joiner = "&" if query else "?"
     naive = client.get(f"/naive/products/{query}{joiner}page_size=100").json()["results"]
     assert naive, "the query should match some products"
-    walked = all_pages(
-        client, f"/api/products/{query}{joiner}page_size=4".replace("page_size=5&", "")
-    )
+    walked = all_pages(client, f"/api/products/{query}{joiner}page_size=4")
     assert walked == naive
 
 

@@ -44,13 +44,12 @@ from rest_framework.settings import ISO_8601, api_settings
 
 from drf_scale.conf import scale_settings
 from drf_scale.planner import (
-    _HINT,
     QueryPlan,
-    Requirements,
-    _attributes,
-    _is_many,
-    _relation,
+    class_hints,
+    is_many,
+    model_attributes,
     optimize,
+    relation_of,
     requires,
 )
 
@@ -106,7 +105,7 @@ def _read(instance: Any, path: str) -> Any:
                 return None
     except ObjectDoesNotExist:
         return None
-    found = _attributes(type(instance)).get(last)
+    found = model_attributes(type(instance)).get(last)
     return getattr(instance, found.attname if found is not None and found.concrete else last)
 
 
@@ -441,12 +440,6 @@ def _drf_field(obj: Any, kind: type) -> bool:
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
 
 
-def _class_hints(serializer: BaseSerializer) -> list[Requirements]:
-    """The ``@requires`` hints of a serializer class and its bases, bases first."""
-    hints = (vars(klass).get(_HINT) for klass in reversed(type(serializer).__mro__))
-    return [hint for hint in hints if hint is not None]
-
-
 def _back(relation: Any) -> str:
     """The lookup from the rows of a to-many ``relation`` back to the row they belong to."""
     if isinstance(relation, models.ForeignObjectRel):
@@ -477,7 +470,7 @@ class _Compiler:
             if _defined_outside_drf(serializer, method):
                 return self.fail(where, f"{type(serializer).__name__} overrides {method}()")
         declared: dict[str, Prefetch] = {}
-        for hint in _class_hints(serializer):
+        for hint in class_hints(serializer):
             if hint.annotate and scope.prefix:
                 self.fail(where, "annotations on a serializer joined into its parent's query")
             scope.query.annotations.update(hint.annotate)
@@ -507,8 +500,8 @@ class _Compiler:
         *through, last = f.source_attrs
         inner = scope
         for name in through:
-            relation = _relation(inner.model, name)
-            if relation is None or _is_many(relation):
+            relation = relation_of(inner.model, name)
+            if relation is None or is_many(relation):
                 return f"{key}: {self.fail(where, f'{name!r} is not a to-one relation')}"
             if isinstance(relation, models.ForeignObjectRel):
                 return f"{key}: {self.fail(where, f'{name!r} is a reverse one-to-one')}"
@@ -537,14 +530,14 @@ class _Compiler:
         """The code of ``f``'s representation of attribute ``name`` of the scope's rows."""
         if name in declared:
             lookup = declared[name]
-            relation = _relation(scope.model, lookup.prefetch_through)
-            if relation is None or not _is_many(relation):
+            relation = relation_of(scope.model, lookup.prefetch_through)
+            if relation is None or not is_many(relation):
                 return self.fail(where, f"Prefetch({lookup.prefetch_through!r}) is not to-many")
             return self.many(f, scope, relation, lookup.queryset, where)
         if not scope.prefix and name in scope.query.annotations:
             output = _output_field(scope.query.annotations[name])
             return scope.query.convert(_converter(f, output), scope.query.read(name), True)
-        found = _attributes(scope.model).get(name)
+        found = model_attributes(scope.model).get(name)
         if found is None:
             model = scope.model.__name__
             if hasattr(scope.model, name):
@@ -556,10 +549,10 @@ class _Compiler:
             )
         if not found.is_relation or (found.concrete and name != found.name):
             return self.column(f, scope, name, found, where)
-        relation = _relation(scope.model, name)
+        relation = relation_of(scope.model, name)
         if relation is None:
             return self.fail(where, f"{name!r} is not a relation the compiler can join")
-        if _is_many(relation):
+        if is_many(relation):
             return self.many(f, scope, relation, None, where)
         return self.one(f, scope, relation, where)
 
@@ -595,8 +588,8 @@ class _Compiler:
     def slug(self, f: relations.SlugRelatedField, scope: _Scope, where: str) -> str:
         *through, last = f.slug_field.split(LOOKUP_SEP)
         for name in through:
-            relation = _relation(scope.model, name)
-            if relation is None or _is_many(relation):
+            relation = relation_of(scope.model, name)
+            if relation is None or is_many(relation):
                 return self.fail(where, f"slug_field {f.slug_field!r} is not a to-one path")
             scope = scope.join(relation)
         return scope.query.read(scope.column(last))
@@ -664,13 +657,13 @@ class _Compiler:
         """The column of ``path`` (to-one relations, then a column or annotation), if it is one."""
         *through, last = path.split(LOOKUP_SEP)
         for name in through:
-            relation = _relation(scope.model, name)
-            if relation is None or _is_many(relation):
+            relation = relation_of(scope.model, name)
+            if relation is None or is_many(relation):
                 return None
             scope = scope.join(relation)
         if not scope.prefix and last in scope.query.annotations:
             return last
-        found = _attributes(scope.model).get(last)
+        found = model_attributes(scope.model).get(last)
         if found is None or not found.concrete or found.many_to_many:
             return None
         return scope.column(last)

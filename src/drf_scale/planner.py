@@ -92,6 +92,12 @@ def _function_of(target: Any) -> Any:
     return None
 
 
+def class_hints(serializer: BaseSerializer) -> list[Requirements]:
+    """The ``@requires`` hints of a serializer's class and its bases, bases first."""
+    hints = (vars(klass).get(_HINT) for klass in reversed(type(serializer).__mro__))
+    return [hint for hint in hints if hint is not None]
+
+
 def _hint_of(target: Any) -> Requirements | None:
     function = _function_of(target)
     return getattr(function, _HINT, None) if function is not None else None
@@ -185,15 +191,16 @@ def _has_queryset(lookup: str | Prefetch) -> bool:
 # The walk: a tree of nodes, one per set of rows rendering reads.
 
 
-def _relation(model: type[models.Model], name: str) -> Any:
+def relation_of(model: type[models.Model], name: str) -> Any:
     """The plannable relation ``name`` of ``model``: a concrete field or a reverse relation."""
-    found = _attributes(model).get(name)
+    found = model_attributes(model).get(name)
     if found is None or not found.is_relation or found.related_model is None:
         return None
     return found if found.concrete or isinstance(found, models.ForeignObjectRel) else None
 
 
-def _is_many(relation: Any) -> bool:
+def is_many(relation: Any) -> bool:
+    """Whether ``relation`` reaches many rows (reverse FK or M2M)."""
     return bool(relation.one_to_many or relation.many_to_many)
 
 
@@ -219,7 +226,7 @@ class _Edge:
     def joinable(self) -> bool:
         """Single-valued, nothing to annotate and no declared queryset: select_related."""
         declared = self.to_attr is not None or self.queryset is not None
-        return not (declared or _is_many(self.relation) or self.node.annotations)
+        return not (declared or is_many(self.relation) or self.node.annotations)
 
     def back_pointer(self) -> tuple[str, ...]:
         """The column of the related rows that prefetch needs to stitch them to their owners."""
@@ -229,7 +236,7 @@ class _Edge:
 
     def default_queryset(self) -> QuerySet:
         model = self.node.model
-        manager = model._default_manager if _is_many(self.relation) else model._base_manager
+        manager = model._default_manager if is_many(self.relation) else model._base_manager
         return manager.all()
 
 
@@ -256,7 +263,7 @@ class _Node:
 
 
 @functools.cache
-def _attributes(model: type[models.Model]) -> Mapping[str, Any]:
+def model_attributes(model: type[models.Model]) -> Mapping[str, Any]:
     """Model fields and relations by the attribute names serializers use as ``source``."""
     found: dict[str, Any] = {"pk": model._meta.pk}
     for model_field in model._meta.get_fields():
@@ -282,10 +289,8 @@ class _Walk:
         node.read_everything()
 
     def serializer(self, serializer: BaseSerializer, node: _Node, where: str) -> None:
-        for klass in reversed(type(serializer).__mro__):
-            hint = vars(klass).get(_HINT)
-            if hint is not None:
-                self.hint(hint, node, where, code_reads=False)
+        for hint in class_hints(serializer):
+            self.hint(hint, node, where, code_reads=False)
         for name, serializer_field in serializer.fields.items():
             if not serializer_field.write_only:
                 self.field(serializer_field, node, f"{where}.{name}")
@@ -311,8 +316,8 @@ class _Walk:
     def follow(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
         """The node reached through the single-valued relations ``names`` (a dotted source)."""
         for name in names:
-            relation = _relation(node.model, name)
-            if relation is None or _is_many(relation):
+            relation = relation_of(node.model, name)
+            if relation is None or is_many(relation):
                 self.not_planned(node, where)
                 return None
             node = node.edge(name, relation).node
@@ -320,8 +325,8 @@ class _Walk:
 
     def attribute(self, serializer_field: Field, node: _Node, name: str, where: str) -> None:
         """What rendering ``serializer_field`` reads from attribute ``name`` of node's rows."""
-        found = _attributes(node.model).get(name)
-        relation = _relation(node.model, name)
+        found = model_attributes(node.model).get(name)
+        relation = relation_of(node.model, name)
         if found is None:
             self.non_field(serializer_field, node, name, where)
         elif not found.is_relation or (found.concrete and name != found.name):
@@ -344,7 +349,7 @@ class _Walk:
             self.related(serializer_field, node.relations[name], where)
         elif name in node.annotations:
             return
-        elif display and getattr(_attributes(node.model).get(display[1]), "choices", None):
+        elif display and getattr(model_attributes(node.model).get(display[1]), "choices", None):
             node.read_column(display[1])
         else:
             self.hinted(_hint_of(getattr(node.model, name, None)), node, where)
@@ -389,17 +394,17 @@ class _Walk:
         target = self.through(node, through, where)
         if target is None:
             return
-        if last in target.relations or _relation(target.model, last) is not None:
+        if last in target.relations or relation_of(target.model, last) is not None:
             self.relation_named(target, last, where).node.read_everything()
-        elif last in _attributes(target.model):
-            target.read_column(_attributes(target.model)[last].name)
+        elif last in model_attributes(target.model):
+            target.read_column(model_attributes(target.model)[last].name)
         else:
             self.not_planned(target, f"{where} ({LOOKUP_SEP.join(names)}?)")
 
     def through(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
         """The node reached through relations ``names`` of a hint, single- or many-valued."""
         for name in names:
-            if name not in node.relations and _relation(node.model, name) is None:
+            if name not in node.relations and relation_of(node.model, name) is None:
                 self.not_planned(node, f"{where} ({name}?)")
                 return None
             node = self.relation_named(node, name, where).node
@@ -408,7 +413,7 @@ class _Walk:
     def relation_named(self, node: _Node, name: str, where: str) -> _Edge:
         if name in node.relations:
             return node.relations[name]
-        return node.edge(name, _relation(node.model, name))
+        return node.edge(name, relation_of(node.model, name))
 
     def declare(self, lookup: Prefetch, node: _Node, where: str, *, code_reads: bool) -> None:
         """Place a declared Prefetch on the edge it fetches; it wins over a derived one."""
@@ -416,7 +421,7 @@ class _Walk:
         target = self.through(node, through, where)
         if target is None:
             return
-        relation = _relation(target.model, last)
+        relation = relation_of(target.model, last)
         if relation is None:
             self.not_planned(target, f"{where} ({lookup.prefetch_through}?)")
             return
