@@ -49,3 +49,14 @@ def staff_client(db) -> APIClient:
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def empty_representation_cache():
+    """Tests roll their transactions back, which invalidates nothing: start each one empty."""
+    from drf_scale.cache.store import Unavailable, get_store
+
+    try:
+        get_store().clear()
+    except Unavailable:
+        pass

@@ -106,7 +106,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-DRF_SCALE = {"SERVER_TIMING": True, "SERVER_MODE": SERVER_MODE}
+# The representation cache lives in Redis when there is one, else in this process's memory.
+DRF_SCALE = {"SERVER_TIMING": True, "SERVER_MODE": SERVER_MODE, "CACHE_URL": REDIS_URL}
 
 # The shipping provider of the async quote view; `python -m upstream` serves a stand-in.
 SHIPPING_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001")

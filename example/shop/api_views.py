@@ -5,6 +5,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer
 
+from drf_scale.cache import CachedListMixin, CachedRetrieveMixin
+from drf_scale.conditional import ConditionalWriteMixin
 from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination
 from drf_scale.planner import OptimizedQuerysetMixin
@@ -39,9 +41,19 @@ class ProductPagination(KeysetPagination):
     partial_update=extend_schema(responses=api_serializers.ProductDetailSerializer),
 )
 class ProductViewSet(
-    FastReadMixin, ReadWriteSerializerMixin, OptimizedQuerysetMixin, views.ProductViewSet
+    CachedRetrieveMixin,
+    CachedListMixin,
+    ConditionalWriteMixin,
+    FastReadMixin,
+    ReadWriteSerializerMixin,
+    OptimizedQuerysetMixin,
+    views.ProductViewSet,
 ):
-    """Reads through compiled plans, writes validated by the write serializer, orjson."""
+    """Cached representations with ETags, compiled reads, conditional writes, orjson."""
+
+    # Products read the same for everyone; review_count and rating_avg read the reviews.
+    cache_scope = "public"
+    cache_depends_on = ("reviews",)
 
     # Reads run 2 or 3 queries (tests/test_api_queries.py); a write validates brand, category,
     # tags and sku, saves the row and its tags, then reads it back.

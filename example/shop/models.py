@@ -4,9 +4,13 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from drf_scale.cache import CachedManager
+
 
 class Brand(models.Model):
     name = models.CharField(max_length=100, unique=True)
+
+    objects = CachedManager()  # bulk writes invalidate cached representations
 
     class Meta:
         ordering = ["id"]
@@ -21,6 +25,8 @@ class Category(models.Model):
         "self", null=True, blank=True, related_name="children", on_delete=models.CASCADE
     )
 
+    objects = CachedManager()  # bulk writes invalidate cached representations
+
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "categories"
@@ -31,6 +37,8 @@ class Category(models.Model):
 
 class Tag(models.Model):
     name = models.CharField(max_length=50, unique=True)
+
+    objects = CachedManager()  # bulk writes invalidate cached representations
 
     class Meta:
         ordering = ["id"]
@@ -57,6 +65,8 @@ class Product(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = CachedManager()  # bulk writes invalidate cached representations
+
     class Meta:
         indexes = [
             models.Index(fields=["created_at", "id"], name="product_created_id"),
@@ -79,6 +89,8 @@ class Review(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CachedManager()  # bulk writes invalidate cached representations
 
     class Meta:
         constraints = [

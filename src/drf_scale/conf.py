@@ -48,6 +48,30 @@ DEFAULTS: dict[str, Any] = {
     "AGGREGATE_COMPUTE_TIMEOUT": 60,
     # Compiled read plans serve FastReadMixin and write responses; False: all through DRF.
     "FAST_READS": True,
+    # Representation cache: None keeps it in this process's memory (one process only);
+    # a redis:// URL shares it between processes.
+    "CACHE_URL": None,
+    # False: the Cached*Mixin views read the database every time (still with ETags).
+    "CACHE_ENABLED": True,
+    # Seconds a cached representation lives without being read or invalidated.
+    "CACHE_TTL": 3600,
+    # Prefix of every key, and part of every entry's name: change the version to drop them all.
+    "CACHE_KEY_PREFIX": "drf_scale",
+    "CACHE_VERSION": "1",
+    # Milliseconds a miss holds its lease while it reads the database.
+    "CACHE_LEASE_MS": 2000,
+    # Seconds a request waits for another one rebuilding the same entry, then reads the database.
+    "CACHE_LEASE_WAIT": 0.1,
+    # Redis: seconds to connect or answer before the cache is skipped for this request.
+    "CACHE_SOCKET_TIMEOUT": 0.1,
+    # Redis: consecutive failures that open the circuit breaker, and seconds it stays open.
+    "CACHE_BREAKER_FAILURES": 2,
+    "CACHE_BREAKER_COOLDOWN": 2.0,
+    # Cache-Control of public representations, for shared caches (CDNs).
+    "CACHE_S_MAXAGE": 60,
+    "CACHE_STALE_WHILE_REVALIDATE": 30,
+    # Writes through ConditionalWriteMixin must carry If-Match (428 without it).
+    "REQUIRE_IF_MATCH": False,
 }
 
 

@@ -1,0 +1,17 @@
+"""The representation cache: rendered JSON by object, invalidated after the commits that change it.
+
+``store`` keeps entries (Redis or memory) with leases and an epoch, ``invalidation`` finds
+what a write makes stale, ``views`` serves detail and lists from it.
+"""
+
+from drf_scale.cache.invalidation import CachedManager, CachedQuerySet, invalidate, invalidate_model
+from drf_scale.cache.views import CachedListMixin, CachedRetrieveMixin
+
+__all__ = [
+    "CachedListMixin",
+    "CachedManager",
+    "CachedQuerySet",
+    "CachedRetrieveMixin",
+    "invalidate",
+    "invalidate_model",
+]

@@ -1,0 +1,288 @@
+"""Which cached objects a write makes stale, and their invalidation after the commit.
+
+A cached view registers its read serializers (``register``): a product serializer that
+embeds the brand, the category and its parent, the tags and the latest reviews makes the
+product depend on the rows at the paths "", "brand", "category", "category__parent", "tags"
+and "reviews". A save or delete of any such row, and an M2M change on the way, invalidates
+every product that reaches it, found by a query on those paths after the commit (so a product
+that joined the brand meanwhile is found too) or before a delete (when the relation still
+exists). A row that holds the foreign key of its path (a review's product) also invalidates
+the object it pointed at before the save.
+
+Signals cover ``save()``, ``delete()`` (cascades included) and M2M changes; ``CachedQuerySet``
+(``CachedManager``) covers ``update()``, ``delete()``, ``bulk_create()`` and ``bulk_update()``.
+Raw SQL is invisible: call ``invalidate(Model, pks)`` or ``invalidate_model(Model)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, router, transaction
+from django.db.models import Prefetch
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
+
+from drf_scale.cache.store import Unavailable, get_store
+from drf_scale.planner import QueryPlan, plan_for
+
+logger = logging.getLogger("drf_scale.cache")
+
+Roots = dict[type[models.Model], set[Any]]
+_UID = "drf_scale.cache"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """``root`` objects embed rows of another model at ``path`` ("" for the root's own row)."""
+
+    root: type[models.Model]
+    path: str
+
+    @property
+    def last_hop(self) -> tuple[type[models.Model], Any] | None:
+        """The model before the last hop of the path and the relation field of that hop."""
+        if not self.path:
+            return None
+        *head, name = self.path.split("__")
+        model = _model_at(self.root, head)
+        return model, model._meta.get_field(name)
+
+    @property
+    def holds_pointer(self) -> bool:
+        """Whether the row at the path holds the foreign key of its last hop (a review)."""
+        hop = self.last_hop
+        return hop is not None and hop[1].one_to_many
+
+    def roots(self, pks: Iterable[Any]) -> set[Any]:
+        """The pks of the roots that reach any of these rows, read now."""
+        pks = set(pks)
+        if not pks:
+            return set()
+        if not self.path:
+            return pks
+        lookup = {f"{self.path}__in": pks}
+        manager = self.root._base_manager
+        return set(manager.filter(**lookup).values_list("pk", flat=True).distinct())
+
+
+def _model_at(root: type[models.Model], names: Sequence[str]) -> type[models.Model]:
+    model = root
+    for name in names:
+        model = model._meta.get_field(name).related_model
+    return model
+
+
+class Registry:
+    """The dependencies of every registered serializer, by the model of the row changed."""
+
+    def __init__(self) -> None:
+        self.by_model: dict[type[models.Model], set[Dependency]] = defaultdict(set)
+        self.roots: set[type[models.Model]] = set()
+        self.lock = threading.Lock()
+
+    def register(self, serializer_class: Any, extra_paths: Iterable[str] = ()) -> None:
+        """Record what ``serializer_class``'s representations embed, plus ``extra_paths``
+        (relations its annotations read, which the plan cannot see)."""
+        root = serializer_class.Meta.model
+        paths = {"", *_plan_paths(plan_for(serializer_class)), *extra_paths}
+        with self.lock:
+            self.roots.add(root)
+            for path in paths:
+                names = path.split("__") if path else []
+                for depth in range(len(names) + 1):
+                    model = _model_at(root, names[:depth])._meta.concrete_model
+                    self.by_model[model].add(Dependency(root, "__".join(names[:depth])))
+                    # Per model: a delete receiver for every model would end fast deletes.
+                    pre_delete.connect(_pre_delete, sender=model, dispatch_uid=_UID)
+                    post_delete.connect(_post_delete, sender=model, dispatch_uid=_UID)
+
+    def dependencies(self, model: type[models.Model]) -> set[Dependency]:
+        return self.by_model.get(model._meta.concrete_model, set())
+
+
+def _plan_paths(plan: QueryPlan, prefix: str = "") -> Iterable[str]:
+    yield from (prefix + path for path in plan.select_related)
+    for lookup in plan.prefetch:
+        if isinstance(lookup, str):
+            yield prefix + lookup
+            continue
+        assert isinstance(lookup, Prefetch)
+        yield prefix + lookup.prefetch_through
+        inner = getattr(lookup, "plan", None)
+        if inner is not None:
+            yield from _plan_paths(inner, f"{prefix}{lookup.prefetch_through}__")
+
+
+registry = Registry()
+
+
+def roots_of(model: type[models.Model], pks: Iterable[Any], *, holders_only: bool = False) -> Roots:
+    """The cached roots that embed these rows of ``model``, read now."""
+    found: Roots = defaultdict(set)
+    pks = list(pks)
+    for dependency in registry.dependencies(model):
+        if holders_only and not dependency.holds_pointer:
+            continue
+        found[dependency.root] |= dependency.roots(pks)
+    return found
+
+
+def _merge(*parts: Roots) -> Roots:
+    merged: Roots = defaultdict(set)
+    for part in parts:
+        for model, pks in part.items():
+            merged[model] |= pks
+    return merged
+
+
+def _after_commit(compute: Callable[[], Roots], model: type[models.Model]) -> None:
+    """Invalidate the roots ``compute`` finds, once the transaction writing ``model`` commits."""
+    transaction.on_commit(lambda: _invalidate(compute()), router.db_for_write(model))
+
+
+def changed(model: type[models.Model], pks: Iterable[Any], before: Roots | None = None) -> None:
+    """Invalidate, after the commit, the roots of these rows as they are then, and ``before``
+    (the roots found before the change)."""
+    if not registry.dependencies(model):
+        return
+    pks = [pk for pk in pks if pk is not None]
+    _after_commit(lambda: _merge(roots_of(model, pks), before or {}), model)
+
+
+def _invalidate(roots: Roots, models_: Sequence[type[models.Model]] = ()) -> None:
+    objects = {model._meta.label_lower: pks for model, pks in roots.items() if pks}
+    labels = [model._meta.label_lower for model in models_]
+    if not objects and not labels:
+        return
+    try:
+        get_store().invalidate(objects, labels)
+    except Unavailable:
+        logger.warning("drf-scale: an invalidation was lost; the cache epoch will be renewed")
+
+
+def invalidate(model_or_obj: type[models.Model] | models.Model, pks: Iterable[Any] = ()) -> None:
+    """Invalidate an object (``invalidate(obj)``) or rows by pk (``invalidate(Model, pks)``)
+    and everything that embeds them, after the current transaction commits."""
+    if isinstance(model_or_obj, models.Model):
+        model, pks = type(model_or_obj), [model_or_obj.pk]
+    else:
+        model = model_or_obj
+    changed(model, pks)
+
+
+def invalidate_model(model: type[models.Model]) -> None:
+    """Invalidate, after the commit, every cached representation embedding rows of ``model``."""
+    roots = sorted({d.root for d in registry.dependencies(model)}, key=lambda m: m._meta.label)
+    transaction.on_commit(lambda: _invalidate({}, roots), router.db_for_write(model))
+
+
+# Signals: save, delete and M2M changes of any model a cached representation embeds.
+
+_BEFORE = "_drf_scale_roots_before"
+
+
+def _pre_save(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    if instance._state.adding or kwargs.get("raw") or not registry.dependencies(sender):
+        return
+    setattr(instance, _BEFORE, roots_of(sender, [instance.pk], holders_only=True))
+
+
+def _post_save(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    if not kwargs.get("raw"):
+        changed(sender, [instance.pk], instance.__dict__.pop(_BEFORE, None))
+
+
+def _pre_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    if registry.dependencies(sender):
+        setattr(instance, _BEFORE, roots_of(sender, [instance.pk]))
+
+
+def _post_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    before = instance.__dict__.pop(_BEFORE, None)
+    if before:
+        _after_commit(lambda: before, sender)
+
+
+def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any) -> None:
+    """A link added or removed changes, for every path through it, the row it leaves from."""
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    reverse = kwargs["reverse"]
+    owner = kwargs["model"] if reverse else type(instance)
+    field = next(f for f in owner._meta.many_to_many if f.remote_field.through is sender)
+    pks = kwargs.get("pk_set")
+    if pks is None:  # clear: the links about to go
+        mine, other = field.m2m_field_name(), field.m2m_reverse_field_name()
+        if reverse:
+            mine, other = other, mine
+        pks = set(sender._base_manager.filter(**{mine: instance.pk}).values_list(other, flat=True))
+    forward_pks, backward_pks = (set(pks), {instance.pk}) if reverse else ({instance.pk}, set(pks))
+    hops: list[tuple[Dependency, set[Any]]] = []  # the rows the changed links leave from
+    for model in (field.model, field.related_model):
+        for dependency in registry.dependencies(model):
+            hop = dependency.last_hop
+            if hop is None or field not in (hop[1], getattr(hop[1], "field", None)):
+                continue
+            leaving = forward_pks if hop[1] is field else backward_pks
+            hops.append((Dependency(dependency.root, _head(dependency.path)), leaving))
+    if hops:
+        _after_commit(lambda: _merge(*({d.root: d.roots(p)} for d, p in hops)), type(instance))
+
+
+def _head(path: str) -> str:
+    return path.rpartition("__")[0]
+
+
+def connect_signals() -> None:
+    """Called once from the app's ready(); delete receivers connect per registered model."""
+    pre_save.connect(_pre_save, dispatch_uid=_UID)
+    post_save.connect(_post_save, dispatch_uid=_UID)
+    m2m_changed.connect(_m2m_changed, dispatch_uid=_UID)
+
+
+# Bulk operations: the queryset of a model whose rows cached representations embed.
+
+
+class CachedQuerySet(models.QuerySet):
+    """update(), delete(), bulk_create() and bulk_update() that invalidate what they change."""
+
+    def update(self, **kwargs: Any) -> int:
+        if not registry.dependencies(self.model):
+            return super().update(**kwargs)
+        pks = list(self.values_list("pk", flat=True))
+        before = roots_of(self.model, pks, holders_only=True)
+        count = super().update(**kwargs)
+        changed(self.model, pks, before)
+        return count
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        # Signals see each deleted row unless Django deletes without fetching (no receivers
+        # would mean no cache); the roots are still read here, before the rows go.
+        if not registry.dependencies(self.model):
+            return super().delete()
+        pks = list(self.values_list("pk", flat=True))
+        before = roots_of(self.model, pks)
+        result = super().delete()
+        changed(self.model, [], before)
+        return result
+
+    def bulk_create(self, objs: Iterable[models.Model], *args: Any, **kwargs: Any) -> list:
+        created = super().bulk_create(objs, *args, **kwargs)
+        changed(self.model, [obj.pk for obj in created])
+        return created
+
+    def bulk_update(self, objs: Iterable[models.Model], fields: Sequence[str], **kwargs: Any) -> int:
+        objs = list(objs)
+        pks = [obj.pk for obj in objs]
+        before = roots_of(self.model, pks, holders_only=True)
+        count = super().bulk_update(objs, fields, **kwargs)
+        changed(self.model, pks, before)
+        return count
+
+
+CachedManager = models.Manager.from_queryset(CachedQuerySet)

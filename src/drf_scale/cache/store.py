@@ -1,0 +1,360 @@
+"""Where representations live: one Redis shared by every process, or this process's memory.
+
+Each cached object is one hash, ``<prefix>:obj:<app.model>:<pk>``. Its fields are the
+representations of that object (one per serializer namespace and scope, as
+``<epoch>|<etag>|<json>``) and their leases. Invalidating an object deletes the hash: every
+representation of it and every lease on it go at once.
+
+Leases (the stale-set protection of "Scaling Memcache at Facebook", NSDI 2013): a miss takes a
+lease before it reads the database, and its result is stored only if that lease still exists.
+An invalidation after the read deleted the lease, so an old representation cannot be stored
+after the write that made it old. Another request missing the same key meanwhile finds the
+lease busy and waits for the holder instead of reading the database too (stampedes).
+
+The epoch guards against invalidations lost while Redis was unreachable: every entry carries
+the epoch it was stored in, and a process that failed to deliver an invalidation replaces the
+epoch on its first contact with Redis again, before it reads or writes anything else, which
+orphans every entry stored before. A Redis that restarts empty starts a new epoch as well.
+A circuit breaker stops paying the connection timeout on every request while Redis is down.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from django.core.signals import setting_changed
+
+from drf_scale.conf import scale_settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored representation: its strong ETag and its JSON."""
+
+    etag: str
+    body: bytes
+
+    def pack(self) -> bytes:
+        return self.etag.encode() + b"|" + self.body
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Entry:
+        etag, _, body = payload.partition(b"|")
+        return cls(etag.decode(), body)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to store the representation this request is about to read from the database."""
+
+    token: str
+
+
+# What a read of one key gives: an Entry, a Lease, or None (busy, or the store is unavailable).
+Lookup = Entry | Lease | None
+
+
+class Unavailable(Exception):
+    """The store did not answer, or its circuit breaker is open."""
+
+
+class Breaker:
+    """Open after ``failures`` consecutive errors; then one trial call per ``cooldown`` seconds."""
+
+    def __init__(self, failures: int, cooldown: float) -> None:
+        self.failures, self.cooldown = failures, cooldown
+        self.errors = 0
+        self.open_until = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def succeeded(self) -> None:
+        self.errors = 0
+
+    def failed(self) -> None:
+        self.errors += 1
+        if self.errors >= self.failures:
+            self.open_until = time.monotonic() + self.cooldown
+
+
+def object_key(label: str, pk: Any) -> str:
+    return f"{scale_settings.CACHE_KEY_PREFIX}:obj:{label}:{pk}"
+
+
+def collection_key(label: str) -> str:
+    """Bumped by every invalidation of an object of the model: the version of its lists."""
+    return f"{scale_settings.CACHE_KEY_PREFIX}:col:{label}"
+
+
+def generation_key(label: str) -> str:
+    """Bumped by ``invalidate_model``: part of every field name, so all entries go at once."""
+    return f"{scale_settings.CACHE_KEY_PREFIX}:gen:{label}"
+
+
+def epoch_key() -> str:
+    return f"{scale_settings.CACHE_KEY_PREFIX}:epoch"
+
+
+def _lease_field(field: str) -> str:
+    return "lease:" + field
+
+
+# KEYS: epoch, generation, objects...; ARGV: field, token prefix, lease ms, new epoch, ttl s.
+# Per object: "<etag>|<json>" (hit), "!<token>" (lease taken) or "" (another lease is live).
+_READ = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then epoch = ARGV[4]; redis.call('SET', KEYS[1], epoch) end
+local field = ARGV[1] .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+local lease_field = 'lease:' .. field
+local prefix = epoch .. '|'
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local out = {}
+for i = 3, #KEYS do
+  local value = redis.call('HGET', KEYS[i], field)
+  if value and string.sub(value, 1, #prefix) == prefix then
+    out[i - 2] = string.sub(value, #prefix + 1)
+  else
+    local lease = redis.call('HGET', KEYS[i], lease_field)
+    local expires = lease and tonumber(string.match(lease, '(%d+)$'))
+    if expires and expires > now then
+      out[i - 2] = ''
+    else
+      local token = ARGV[2] .. ':' .. (i - 2)
+      local lease_ms = tonumber(ARGV[3])
+      redis.call('HSET', KEYS[i], lease_field, token .. '|' .. epoch .. '|' .. (now + lease_ms))
+      if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+      out[i - 2] = '!' .. token
+    end
+  end
+end
+return out
+"""
+
+# KEYS: epoch, generation, objects...; ARGV: field, ttl s, then per object token and payload
+# ("" releases the lease). Stores only where the lease is still there, in the same epoch.
+_WRITE = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return 0 end
+local field = ARGV[1] .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+local lease_field = 'lease:' .. field
+local stored = 0
+for i = 3, #KEYS do
+  local token, payload = ARGV[2 * i - 3], ARGV[2 * i - 2]
+  local lease = redis.call('HGET', KEYS[i], lease_field)
+  local mine = token .. '|' .. epoch .. '|'
+  if lease and string.sub(lease, 1, #mine) == mine then
+    redis.call('HDEL', KEYS[i], lease_field)
+    if payload ~= '' then
+      redis.call('HSET', KEYS[i], field, epoch .. '|' .. payload)
+      redis.call('EXPIRE', KEYS[i], ARGV[2])
+      stored = stored + 1
+    end
+  end
+end
+return stored
+"""
+
+
+class RedisStore:
+    """The shared store: each operation is one round trip, guarded by the breaker."""
+
+    def __init__(self, url: str) -> None:
+        timeout = scale_settings.CACHE_SOCKET_TIMEOUT
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.read_script = self.client.register_script(_READ)
+        self.write_script = self.client.register_script(_WRITE)
+        self.breaker = Breaker(
+            scale_settings.CACHE_BREAKER_FAILURES, scale_settings.CACHE_BREAKER_COOLDOWN
+        )
+        self.lock = threading.Lock()
+        self.lost_invalidations = False
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        if not self.breaker.allows():
+            raise Unavailable("the circuit breaker is open")
+        try:
+            if self.lost_invalidations:  # orphan what was stored before the lost ones
+                self.client.set(epoch_key(), secrets.token_hex(8))
+                self.lost_invalidations = False
+            result = operation()
+        except redis.RedisError as error:
+            with self.lock:
+                self.breaker.failed()
+            raise Unavailable(str(error)) from error
+        self.breaker.succeeded()
+        return result
+
+    def read(self, label: str, pks: Sequence[Any], field: str, lease_ms: int) -> list[Lookup]:
+        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
+        args = [field, secrets.token_hex(8), lease_ms, secrets.token_hex(8), _ttl()]
+        values = self._call(lambda: self.read_script(keys=keys, args=args))
+        return [_lookup(value) for value in values]
+
+    def write(self, label: str, field: str, items: Sequence[tuple[Any, Lease, Entry | None]]) -> None:
+        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk, _, _ in items)]
+        args: list[Any] = [field, _ttl()]
+        for _, lease, entry in items:
+            args += [lease.token, entry.pack() if entry else b""]
+        self._call(lambda: self.write_script(keys=keys, args=args))
+
+    def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
+        """Delete the objects' entries and leases; bump their lists' and ``models``' versions."""
+
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for label, pks in objects.items():
+                if pks:
+                    pipe.delete(*(object_key(label, pk) for pk in pks))
+                pipe.incr(collection_key(label))
+            for label in models:
+                pipe.incr(generation_key(label))
+                pipe.incr(collection_key(label))
+            pipe.execute()
+
+        try:
+            self._call(run)
+        except Unavailable:
+            self.lost_invalidations = True
+            raise
+
+    def version(self, label: str) -> str:
+        """The epoch, generation and collection version of ``label``'s lists, in one string."""
+        keys = [epoch_key(), generation_key(label), collection_key(label)]
+
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(keys[0], secrets.token_hex(8), nx=True)
+            pipe.mget(keys)
+            return pipe.execute()[1]
+
+        return ":".join((value or b"0").decode() for value in self._call(run))
+
+    def clear(self) -> None:
+        """Delete every key under the prefix (tests, and after a manual database restore)."""
+        prefix = scale_settings.CACHE_KEY_PREFIX
+
+        def run() -> None:
+            for key in self.client.scan_iter(f"{prefix}:*", count=1000):
+                self.client.delete(key)
+
+        self._call(run)
+
+
+def _ttl() -> int:
+    return int(scale_settings.CACHE_TTL)
+
+
+def _lookup(value: bytes) -> Lookup:
+    if not value:
+        return None
+    if value.startswith(b"!"):
+        return Lease(value[1:].decode())
+    return Entry.unpack(value)
+
+
+class LocalStore:
+    """The embedded default: the same protocol in this process's memory, for one process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.counters: dict[str, int] = {}
+
+    def _field(self, label: str, field: str) -> str:
+        return f"{field}:{self.counters.get(generation_key(label), 0)}"
+
+    def read(self, label: str, pks: Sequence[Any], field: str, lease_ms: int) -> list[Lookup]:
+        now = time.monotonic()
+        out: list[Lookup] = []
+        with self.lock:
+            field = self._field(label, field)
+            for pk in pks:
+                fields = self.objects.setdefault(object_key(label, pk), {})
+                entry, lease = fields.get(field), fields.get(_lease_field(field))
+                if entry is not None and entry[1] > now:
+                    out.append(entry[0])
+                elif lease is not None and lease[1] > now:
+                    out.append(None)
+                else:
+                    token = secrets.token_hex(8)
+                    fields[_lease_field(field)] = (token, now + lease_ms / 1000)
+                    out.append(Lease(token))
+        return out
+
+    def write(self, label: str, field: str, items: Sequence[tuple[Any, Lease, Entry | None]]) -> None:
+        expires = time.monotonic() + _ttl()
+        with self.lock:
+            field = self._field(label, field)
+            for pk, lease, entry in items:
+                fields = self.objects.get(object_key(label, pk), {})
+                held = fields.get(_lease_field(field))
+                if held is None or held[0] != lease.token:
+                    continue
+                del fields[_lease_field(field)]
+                if entry is not None:
+                    fields[field] = (entry, expires)
+
+    def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
+        with self.lock:
+            for label, pks in objects.items():
+                for pk in pks:
+                    self.objects.pop(object_key(label, pk), None)
+                self._bump(collection_key(label))
+            for label in models:
+                self._bump(generation_key(label))
+                self._bump(collection_key(label))
+
+    def _bump(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def version(self, label: str) -> str:
+        with self.lock:
+            return f"{self.counters.get(generation_key(label), 0)}:" + str(
+                self.counters.get(collection_key(label), 0)
+            )
+
+    def clear(self) -> None:
+        with self.lock:
+            self.objects.clear()
+            self.counters.clear()
+
+
+Store = RedisStore | LocalStore
+_stores: dict[str | None, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store() -> Store:
+    """The store CACHE_URL names (one per process): Redis for a redis:// URL, else memory."""
+    url = scale_settings.CACHE_URL
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = RedisStore(url) if url else LocalStore()
+        return _stores[url]
+
+
+def _forget_stores(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DRF_SCALE":
+        with _stores_lock:
+            _stores.clear()
+
+
+setting_changed.connect(_forget_stores)

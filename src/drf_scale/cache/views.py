@@ -1,0 +1,281 @@
+"""CachedRetrieveMixin and CachedListMixin: representations from the cache, ETags, 304s.
+
+class ProductViewSet(CachedRetrieveMixin, CachedListMixin, FastReadMixin, ..., ModelViewSet):
+    cache_scope = "public"            # the same representation for every user
+    cache_depends_on = ("reviews",)   # relations annotations read, which the plan cannot see
+
+Detail: one round trip to the cache; a hit answers without the database (a 304 too). A miss
+renders as the view would and stores the JSON under the lease it took. Lists: the page's
+primary keys come from the database (membership and order are always fresh), their
+representations from one multi-get, the misses from the compiled read plan in one go, stored
+back in one round trip. ``X-Cache`` says hit, miss or bypass (for lists: hits/rows).
+
+Scopes: "public" shares a representation between all users; "user" (the default) keys it by
+the requesting user; None does not cache. A view whose permissions check objects is never
+cached: each request must run the check.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from django.core.exceptions import ValidationError
+from django.db import models
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from drf_scale.cache.invalidation import registry
+from drf_scale.cache.store import Entry, Lease, Lookup, Unavailable, get_store
+from drf_scale.conditional import not_modified, set_cache_headers, strong_etag, weak_etag
+from drf_scale.conf import scale_settings
+from drf_scale.mixins import FastReadMixin
+from drf_scale.renderers import ORJSONRenderer
+
+if TYPE_CHECKING:
+    from rest_framework.viewsets import ModelViewSet as _View
+else:
+    _View = object
+
+SCOPES = ("public", "user", None)
+
+
+@functools.cache
+def namespace(serializer_class: type[BaseSerializer]) -> str:
+    """The serializer's identity and declaration: changing its fields changes its keys."""
+    name = f"{serializer_class.__module__}.{serializer_class.__qualname__}"
+    declaration = f"{name}|{_declaration(serializer_class())}|{scale_settings.CACHE_VERSION}"
+    return hashlib.blake2b(declaration.encode(), digest_size=6).hexdigest()
+
+
+def _declaration(serializer: BaseSerializer) -> str:
+    """Each field's name, class and source, nested serializers included."""
+    parts = []
+    for name, field in serializer.fields.items():  # type: ignore[attr-defined]
+        child = getattr(field, "child", field)
+        inner = _declaration(child) if hasattr(child, "fields") else ""
+        parts.append(f"{name}:{type(field).__qualname__}:{field.source}({inner})")
+    return ",".join(parts)
+
+
+def entry_for(data: Any) -> Entry:
+    """The stored form of a representation: its compact JSON and that JSON's strong ETag."""
+    body = ORJSONRenderer().render(data)
+    return Entry(strong_etag(body), body)
+
+
+class RepresentationCache:
+    """The cached representations of one serializer's model, in one scope."""
+
+    def __init__(self, serializer_class: type[BaseSerializer], scope: str) -> None:
+        self.label = serializer_class.Meta.model._meta.label_lower  # type: ignore[attr-defined]
+        self.field = f"{namespace(serializer_class)}:{scope}"
+        self.store = get_store()
+
+    def lookup(self, pks: Sequence[Any]) -> list[Lookup]:
+        """Entries or leases; None where another request kept the lease past the wait, or the
+        store is unavailable (read the database, store nothing)."""
+        found: list[Lookup] = [None] * len(pks)
+        waiting = list(range(len(pks)))
+        deadline = time.monotonic() + scale_settings.CACHE_LEASE_WAIT
+        lease_ms = scale_settings.CACHE_LEASE_MS
+        while waiting:
+            try:
+                results = self.store.read(self.label, [pks[i] for i in waiting], self.field, lease_ms)
+            except Unavailable:
+                break
+            for i, result in zip(waiting, results, strict=True):
+                found[i] = result
+            waiting = [i for i in waiting if found[i] is None]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        return found
+
+    def save(self, items: Sequence[tuple[Any, Lease, Entry | None]]) -> None:
+        """Store entries (None releases the lease) where the lease still holds."""
+        if items:
+            try:
+                self.store.write(self.label, self.field, items)
+            except Unavailable:
+                pass
+
+    def version(self) -> str | None:
+        try:
+            return self.store.version(self.label)
+        except Unavailable:
+            return None
+
+
+class CachedViewMixin(_View):
+    """What both cached mixins share: scope, registration of dependencies, responses."""
+
+    cache_scope: str | None = "user"
+    cache_depends_on: Sequence[str] = ()
+    cached_actions: Sequence[str] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.cache_scope not in SCOPES:
+            raise ValueError(f"{cls.__name__}.cache_scope must be one of {SCOPES}")
+        actions = {a for klass in cls.__mro__ for a in vars(klass).get("cached_actions", ())}
+        for action in sorted(actions):
+            serializer_class = cls.cached_serializer_class(action)
+            if serializer_class is not None and hasattr(serializer_class, "Meta"):
+                registry.register(serializer_class, cls.cache_depends_on)
+
+    @classmethod
+    def cached_serializer_class(cls, action: str) -> type[BaseSerializer] | None:
+        classes = getattr(cls, "read_serializer_classes", {})
+        return (
+            classes.get(action)
+            or getattr(cls, "read_serializer_class", None)
+            or getattr(cls, "serializer_class", None)
+        )
+
+    def scope(self) -> str | None:
+        """The cache scope of this request; None: not cached."""
+        if self.cache_scope == "public":
+            return "public"
+        if self.cache_scope == "user":
+            user = self.request.user
+            return f"user:{user.pk}" if user.is_authenticated else "anonymous"
+        return None
+
+    def get_representation_cache(self) -> RepresentationCache | None:
+        scope = self.scope()
+        if scope is None or not scale_settings.CACHE_ENABLED or self.checks_objects():
+            return None
+        return RepresentationCache(self.get_serializer_class(), scope)
+
+    def checks_objects(self) -> bool:  # FastReadMixin's, for views without it
+        return FastReadMixin.checks_objects(self)  # type: ignore[arg-type]
+
+    def compact_json(self) -> bool:
+        """Whether the response body is the stored JSON byte for byte (so ETags apply)."""
+        renderer = getattr(self.request, "accepted_renderer", None)
+        media_type = getattr(self.request, "accepted_media_type", "") or ""
+        return (
+            isinstance(renderer, ORJSONRenderer)
+            and not renderer.ensure_ascii
+            and "indent" not in media_type
+        )
+
+    def body_data(self, body: bytes) -> Any:
+        """What a Response carries for stored JSON: the bytes as they are, when they fit."""
+        return orjson.Fragment(body) if self.compact_json() else orjson.loads(body)
+
+    def cache_headers(self, response: Response, etag: str | None, state: str) -> Response:
+        set_cache_headers(
+            response, public=self.cache_scope == "public", etag=etag if self.compact_json() else None
+        )
+        response["X-Cache"] = state
+        return response
+
+    def not_modified(self, etag: str, state: str) -> Response | None:
+        if not self.compact_json():
+            return None
+        response = not_modified(self.request, etag, public=self.cache_scope == "public")
+        return None if response is None else self.cache_headers(response, etag, state)
+
+
+class CachedRetrieveMixin(CachedViewMixin):
+    """Detail from the representation cache, with a strong ETag and 304s."""
+
+    cached_actions = ("retrieve",)
+
+    def cached_pk(self) -> Any:
+        """The primary key the URL names, normalized; None when the lookup is not the pk."""
+        queryset_model: type[models.Model] = self.get_queryset().model
+        pk_field = queryset_model._meta.pk
+        if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
+            return None
+        try:
+            return pk_field.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        except ValidationError:
+            return None
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cache = self.get_representation_cache()
+        pk = self.cached_pk() if cache is not None else None
+        if cache is None or pk is None:
+            return self.respond(super().retrieve(request, *args, **kwargs), "bypass")
+        [found] = cache.lookup([pk])
+        if isinstance(found, Entry):
+            return self.entry_response(found, "hit")
+        try:
+            response = super().retrieve(request, *args, **kwargs)
+        except BaseException:
+            if isinstance(found, Lease):
+                cache.save([(pk, found, None)])
+            raise
+        entry = entry_for(response.data) if response.status_code == 200 else None
+        if isinstance(found, Lease):
+            cache.save([(pk, found, entry)])
+        return self.entry_response(entry, "miss") if entry else response
+
+    def entry_response(self, entry: Entry, state: str) -> Response:
+        response = self.not_modified(entry.etag, state) or Response(self.body_data(entry.body))
+        return self.cache_headers(response, entry.etag, state)
+
+    def respond(self, response: Response, state: str) -> Response:
+        """An uncached response: with its ETag (and a 304) all the same."""
+        if response.status_code != 200:
+            return response
+        return self.entry_response(entry_for(response.data), state)
+
+
+class CachedListMixin(CachedViewMixin):
+    """Lists whose rows come from the representation cache; needs FastReadMixin.
+
+    The weak ETag of a list is the version of its model's collection (bumped by every
+    invalidation of one of its objects) with the request's URL and scope.
+    """
+
+    cached_actions = ("list",)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cache = self.get_representation_cache()
+        if cache is None or not self.reads_compiled():  # type: ignore[attr-defined]
+            return super().list(request, *args, **kwargs)
+        version = cache.version()
+        etag = None
+        if version is not None:
+            etag = weak_etag(version, request.get_full_path(), cache.field)
+            response = self.not_modified(etag, "hit")
+            if response is not None:
+                return response
+        queryset = self.filter_queryset(self.get_queryset())
+        pk_name = queryset.model._meta.pk.attname
+        keys = queryset.values(*self.get_row_columns(queryset.model))  # type: ignore[attr-defined]
+        page = self.paginate_queryset(keys)
+        pks = [row[pk_name] for row in (keys if page is None else page)]
+        entries, hits = self.cached_entries(cache, queryset, pks)
+        data = [self.body_data(entries[pk].body) for pk in pks if pk in entries]
+        response = self.get_paginated_response(data) if page is not None else Response(data)
+        return self.cache_headers(response, etag, f"{hits}/{len(pks)} hit")
+
+    def cached_entries(
+        self, cache: RepresentationCache, queryset: Any, pks: list[Any]
+    ) -> tuple[dict[Any, Entry], int]:
+        """The entries of ``pks`` and how many were hits: one multi-get, then the misses
+        rendered in one go and stored back in one round trip."""
+        found = cache.lookup(pks)
+        entries = {pk: f for pk, f in zip(pks, found, strict=True) if isinstance(f, Entry)}
+        hits = len(entries)
+        missing = [pk for pk in pks if pk not in entries]
+        if missing:
+            plan = self.get_read_plan()  # type: ignore[attr-defined]
+            pk_name = queryset.model._meta.pk.attname
+            rows = list(plan.rows(queryset.filter(pk__in=missing), (pk_name,)))
+            rendered = plan.render(rows, self.get_serializer_context(), queryset.db)
+            for row, data in zip(rows, rendered, strict=True):
+                entries[row[pk_name]] = entry_for(data)
+        leases = [(pk, f) for pk, f in zip(pks, found, strict=True) if isinstance(f, Lease)]
+        cache.save([(pk, lease, entries.get(pk)) for pk, lease in leases])
+        return entries, hits
