@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -56,7 +58,5 @@ def empty_representation_cache():
     """Tests roll their transactions back, which invalidates nothing: start each one empty."""
     from drf_scale.cache.store import Unavailable, get_store
 
-    try:
+    with contextlib.suppress(Unavailable):
         get_store().clear()
-    except Unavailable:
-        pass

@@ -100,7 +100,8 @@ def not_modified(request: Request, etag: str, *, public: bool) -> Response | Non
     """The 304 for a GET or HEAD whose If-None-Match names ``etag``, with the cache headers."""
     if request.method not in ("GET", "HEAD") or not none_match(request, etag):
         return None
-    return set_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), public=public, etag=etag)
+    response = Response(status=status.HTTP_304_NOT_MODIFIED)
+    return set_cache_headers(response, public=public, etag=etag)
 
 
 def _codes(codes: Any) -> Iterable[str]:

@@ -276,11 +276,11 @@ class CachedQuerySet(models.QuerySet):
         changed(self.model, [obj.pk for obj in created])
         return created
 
-    def bulk_update(self, objs: Iterable[models.Model], fields: Sequence[str], **kwargs: Any) -> int:
+    def bulk_update(self, objs: Iterable[models.Model], fields: Sequence[str], **kw: Any) -> int:
         objs = list(objs)
         pks = [obj.pk for obj in objs]
         before = roots_of(self.model, pks, holders_only=True)
-        count = super().bulk_update(objs, fields, **kwargs)
+        count = super().bulk_update(objs, fields, **kw)
         changed(self.model, pks, before)
         return count
 

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+from django.core.signals import setting_changed
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from django.core.signals import setting_changed
 
 from drf_scale.conf import scale_settings
 
@@ -63,6 +62,8 @@ class Lease:
 
 # What a read of one key gives: an Entry, a Lease, or None (busy, or the store is unavailable).
 Lookup = Entry | Lease | None
+# What a write stores: per object its pk, the lease its read took and the entry (None: release).
+Items = Sequence[tuple[Any, Lease, Entry | None]]
 
 
 class Unavailable(Exception):
@@ -208,7 +209,7 @@ class RedisStore:
         values = self._call(lambda: self.read_script(keys=keys, args=args))
         return [_lookup(value) for value in values]
 
-    def write(self, label: str, field: str, items: Sequence[tuple[Any, Lease, Entry | None]]) -> None:
+    def write(self, label: str, field: str, items: Items) -> None:
         keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk, _, _ in items)]
         args: list[Any] = [field, _ttl()]
         for _, lease, entry in items:
@@ -299,7 +300,7 @@ class LocalStore:
                     out.append(Lease(token))
         return out
 
-    def write(self, label: str, field: str, items: Sequence[tuple[Any, Lease, Entry | None]]) -> None:
+    def write(self, label: str, field: str, items: Items) -> None:
         expires = time.monotonic() + _ttl()
         with self.lock:
             field = self._field(label, field)

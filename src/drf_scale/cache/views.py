@@ -17,6 +17,7 @@ cached: each request must run the check.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import time
@@ -31,7 +32,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from drf_scale.cache.invalidation import registry
-from drf_scale.cache.store import Entry, Lease, Lookup, Unavailable, get_store
+from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_store
 from drf_scale.conditional import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.conf import scale_settings
 from drf_scale.mixins import FastReadMixin
@@ -86,7 +87,8 @@ class RepresentationCache:
         lease_ms = scale_settings.CACHE_LEASE_MS
         while waiting:
             try:
-                results = self.store.read(self.label, [pks[i] for i in waiting], self.field, lease_ms)
+                keys = [pks[i] for i in waiting]
+                results = self.store.read(self.label, keys, self.field, lease_ms)
             except Unavailable:
                 break
             for i, result in zip(waiting, results, strict=True):
@@ -97,13 +99,11 @@ class RepresentationCache:
             time.sleep(0.005)
         return found
 
-    def save(self, items: Sequence[tuple[Any, Lease, Entry | None]]) -> None:
+    def save(self, items: Items) -> None:
         """Store entries (None releases the lease) where the lease still holds."""
         if items:
-            try:
+            with contextlib.suppress(Unavailable):
                 self.store.write(self.label, self.field, items)
-            except Unavailable:
-                pass
 
     def version(self) -> str | None:
         try:
@@ -171,9 +171,8 @@ class CachedViewMixin(_View):
         return orjson.Fragment(body) if self.compact_json() else orjson.loads(body)
 
     def cache_headers(self, response: Response, etag: str | None, state: str) -> Response:
-        set_cache_headers(
-            response, public=self.cache_scope == "public", etag=etag if self.compact_json() else None
-        )
+        etag = etag if self.compact_json() else None
+        set_cache_headers(response, public=self.cache_scope == "public", etag=etag)
         response["X-Cache"] = state
         return response
 
