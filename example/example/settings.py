@@ -107,7 +107,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 # The representation cache lives in Redis when there is one, else in this process's memory.
-DRF_SCALE = {"SERVER_TIMING": True, "SERVER_MODE": SERVER_MODE, "CACHE_URL": REDIS_URL}
+# REPRESENTATION_CACHE=off serves /api/ without it (the bench's uncached row).
+DRF_SCALE = {
+    "SERVER_TIMING": True,
+    "SERVER_MODE": SERVER_MODE,
+    "CACHE_URL": REDIS_URL,
+    "CACHE_ENABLED": os.environ.get("REPRESENTATION_CACHE", "on") != "off",
+}
 
 # The shipping provider of the async quote view; `python -m upstream` serves a stand-in.
 SHIPPING_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001")
