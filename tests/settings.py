@@ -7,4 +7,4 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp", "tests.pagingapp", "tests.fa
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]
 # Tests fail on a budget overrun or an N+1, wherever it happens.
-DRF_SCALE = {**DRF_SCALE, "QUERY_CHECKS": "raise"}
+DRF_SCALE = {**DRF_SCALE, "QUERY_CHECKS": "raise", "CACHE_KEY_PREFIX": "drf_scale_test"}

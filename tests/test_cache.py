@@ -1,0 +1,294 @@
+"""The representation cache: what a write invalidates, leases, stampedes and scopes.
+
+Invalidation runs after commits, so the tests that write use real transactions. The store is
+Redis in the PostgreSQL pass (REDIS_URL) and process memory in the SQLite pass.
+"""
+
+import pytest
+from django.db import connection, transaction
+from django.urls import include, path
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.routers import SimpleRouter
+from rest_framework.test import APIClient
+
+from drf_scale.cache import CachedRetrieveMixin, invalidate, invalidate_model
+from drf_scale.cache.store import Entry, Lease, get_store
+from drf_scale.cache.views import RepresentationCache, entry_for, namespace
+from drf_scale.conf import scale_settings
+from shop.api_serializers import ProductDetailSerializer, ProductSerializer
+from shop.models import Brand, Category, Product, Review, Tag
+from tests.factories import make_catalog, make_user
+
+committed = pytest.mark.django_db(transaction=True)
+
+
+def detail(client, product):
+    response = client.get(f"/api/products/{product.pk}/")
+    assert response.status_code == 200
+    return response
+
+
+def listed(client, product):
+    """The product as the first list page shows it (the page is large enough for all)."""
+    response = client.get("/api/products/?page_size=100")
+    assert response.status_code == 200
+    return next(row for row in response.json()["results"] if row["id"] == product.pk), response
+
+
+@pytest.fixture
+def warm(client):
+    """A catalog whose every product is cached, detail and list."""
+    catalog = make_catalog(products=6, reviews_per_product=2)
+    product = catalog["products"][4]  # it has tags and reviews
+    for item in catalog["products"]:
+        detail(client, item)
+    listed(client, product)
+    assert detail(client, product)["X-Cache"] == "hit"
+    assert listed(client, product)[1]["X-Cache"] == "6/6 hit"
+    return catalog, product
+
+
+@committed
+def test_renaming_an_embedded_brand_invalidates_detail_and_list(client, warm):
+    catalog, product = warm
+    brand = product.brand
+    brand.name = "Renamed"
+    brand.save()
+    fresh = detail(client, product)
+    assert (fresh["X-Cache"], fresh.json()["brand"]["name"]) == ("miss", "Renamed")
+    row, page = listed(client, product)
+    assert row["brand"]["name"] == "Renamed"
+    others = [p for p in catalog["products"] if p.brand_id != brand.pk]
+    assert page["X-Cache"] == f"{len(others)}/6 hit"  # only the brand's products went
+    assert detail(client, others[0])["X-Cache"] == "hit"
+
+
+@committed
+def test_category_rename_and_move_invalidate(client, warm):
+    catalog, product = warm
+    category = product.category
+    category.name = "New name"
+    category.save()
+    assert detail(client, product).json()["category"]["name"] == "New name"
+    category.parent = None  # the representation shows the parent's id
+    category.save()
+    assert detail(client, product).json()["category"]["parent"] is None
+
+
+@committed
+def test_retagging_and_tag_rename_invalidate(client, warm):
+    catalog, product = warm
+    new_tag = Tag.objects.create(name="fresh")
+    product.tags.add(new_tag)
+    assert "fresh" in [t["name"] for t in detail(client, product).json()["tags"]]
+    new_tag.name = "renamed-tag"
+    new_tag.save()
+    assert "renamed-tag" in [t["name"] for t in listed(client, product)[0]["tags"]]
+    product.tags.clear()
+    assert detail(client, product).json()["tags"] == []
+
+
+@committed
+def test_adding_a_review_updates_stats_and_latest_reviews(client, warm):
+    catalog, product = warm
+    before = detail(client, product).json()
+    reviewer = make_user("newcomer")
+    Review.objects.create(product=product, user=reviewer, rating=5, title="New")
+    after = detail(client, product).json()
+    assert after["review_count"] == before["review_count"] + 1
+    assert after["latest_reviews"][0]["title"] == "New"
+    assert listed(client, product)[0]["review_count"] == after["review_count"]
+    reviewer.username = "renamed-reviewer"
+    reviewer.save()
+    assert "renamed-reviewer" in str(detail(client, product).json()["latest_reviews"])
+
+
+@committed
+def test_moving_a_review_invalidates_the_old_and_the_new_product(client, warm):
+    catalog, product = warm
+    other = catalog["products"][5]
+    review = Review.objects.create(product=product, user=make_user("mover"), rating=3, title="M")
+    old_count = detail(client, product).json()["review_count"]
+    detail(client, other)
+    review.product = other
+    review.save()
+    assert detail(client, product).json()["review_count"] == old_count - 1
+    assert review.title in str(detail(client, other).json()["latest_reviews"])
+
+
+@committed
+def test_a_rollback_leaves_the_cache_as_it_was(client, warm):
+    _, product = warm
+    cached = detail(client, product).json()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Brand.objects.filter(pk=product.brand_id).update(name="Never")
+        Product.objects.filter(pk=product.pk).update(name="Never")
+        raise RuntimeError("roll back")
+    again = detail(client, product)
+    assert (again["X-Cache"], again.json()) == ("hit", cached)
+
+
+@committed
+def test_bulk_operations_invalidate(client, warm):
+    catalog, product = warm
+    Product.objects.filter(pk=product.pk).update(name="Bulk renamed")
+    assert detail(client, product).json()["name"] == "Bulk renamed"
+    product.stock = 1
+    Product.objects.bulk_update([product], ["stock"])
+    assert detail(client, product)["X-Cache"] == "miss"
+    reviewer = make_user("bulk")
+    Review.objects.bulk_create([Review(product=product, user=reviewer, rating=4, title="Bulk")])
+    assert "Bulk" in str(detail(client, product).json()["latest_reviews"])
+    Review.objects.filter(product=product).delete()
+    assert detail(client, product).json()["review_count"] == 0
+
+
+@committed
+def test_deleting_an_embedded_row_invalidates(client, warm):
+    _, product = warm
+    tag = product.tags.first()
+    tag.delete()
+    assert tag.name not in [t["name"] for t in detail(client, product).json()["tags"]]
+
+
+@committed
+def test_manual_invalidation_after_raw_sql(client, warm):
+    _, product = warm
+    table = Product._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET name = %s WHERE id = %s", ["Raw", product.pk])
+    assert detail(client, product).json()["name"] != "Raw"  # invisible to the cache
+    invalidate(product)
+    assert detail(client, product).json()["name"] == "Raw"
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Brand._meta.db_table} SET name = 'Raw ' || name")
+    invalidate_model(Brand)
+    assert detail(client, product).json()["brand"]["name"].startswith("Raw ")
+    assert listed(client, product)[0]["brand"]["name"].startswith("Raw ")
+
+
+# Leases and stampedes, on the store the pass uses.
+
+
+@pytest.fixture
+def representations(db):
+    return RepresentationCache(ProductSerializer, "public")
+
+
+def test_a_read_before_an_invalidation_cannot_store_after_it(representations):
+    [lease] = representations.lookup([1])
+    assert isinstance(lease, Lease)
+    get_store().invalidate({"shop.product": {1}})  # a write committed after the read
+    representations.save([(1, lease, entry_for({"name": "old"}))])
+    [again] = representations.lookup([1])
+    assert isinstance(again, Lease)  # nothing was stored: the next read goes to the database
+
+
+def test_one_request_rebuilds_a_missing_key_the_others_wait(representations, settings):
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "CACHE_LEASE_WAIT": 0.02}
+    representations = RepresentationCache(ProductSerializer, "public")
+    [first] = representations.lookup([2])
+    [second] = representations.lookup([2])
+    assert isinstance(first, Lease)
+    assert second is None  # busy: it reads the database without storing
+    entry = entry_for({"name": "fresh"})
+    representations.save([(2, first, entry)])
+    assert representations.lookup([2]) == [entry]
+
+
+def test_a_released_lease_lets_the_next_request_rebuild(representations):
+    [lease] = representations.lookup([3])
+    representations.save([(3, lease, None)])  # the rebuild failed (a 404)
+    [next_lease] = representations.lookup([3])
+    assert isinstance(next_lease, Lease)
+
+
+def test_a_changed_serializer_has_other_keys():
+    class Renamed(ProductSerializer):
+        class Meta(ProductSerializer.Meta):
+            fields = [*ProductSerializer.Meta.fields, "description"]
+
+    names = {namespace(ProductSerializer), namespace(ProductDetailSerializer), namespace(Renamed)}
+    assert len(names) == 3
+
+
+@pytest.mark.django_db
+def test_missing_objects_are_404_and_not_cached(client):
+    assert client.get("/api/products/999999/").status_code == 404
+    assert client.get("/api/products/999999/").status_code == 404
+    assert client.get("/api/products/not-a-number/").status_code == 404
+
+
+# Scopes: a representation that depends on the user is never shown to another user.
+
+
+class ViewerSerializer(serializers.ModelSerializer):
+    viewer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "viewer"]
+
+    def get_viewer(self, product) -> str:
+        return self.context["request"].user.username
+
+
+class PerUserViewSet(CachedRetrieveMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Product.objects.all()
+    serializer_class = ViewerSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    query_budget = None
+
+
+class OwnerOnly(permissions.BasePermission):
+    def has_object_permission(self, request, view, obj) -> bool:
+        return request.user.is_staff
+
+
+class ObjectCheckedViewSet(PerUserViewSet):
+    cache_scope = "public"
+    permission_classes = [OwnerOnly]
+
+
+router = SimpleRouter()
+router.register("mine", PerUserViewSet, basename="mine")
+router.register("checked", ObjectCheckedViewSet, basename="checked")
+urlpatterns = [path("", include(router.urls))]
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.django_db
+def test_user_scoped_representations_stay_with_their_user(catalog):
+    product = catalog["products"][0]
+    alice, bob = APIClient(), APIClient()
+    alice.force_authenticate(make_user("alice"))
+    bob.force_authenticate(make_user("bob"))
+    seen = [client.get(f"/mine/{product.pk}/") for client in (alice, bob, alice, bob)]
+    assert [r.json()["viewer"] for r in seen] == ["alice", "bob", "alice", "bob"]
+    assert [r["X-Cache"] for r in seen] == ["miss", "miss", "hit", "hit"]
+    assert "private" in seen[2]["Cache-Control"]
+    assert "Authorization" in seen[2]["Vary"]
+    anonymous = APIClient().get(f"/mine/{product.pk}/")
+    assert anonymous.status_code in (401, 403)
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.django_db
+def test_views_checking_objects_are_never_cached(catalog):
+    product = catalog["products"][0]
+    staff, other = APIClient(), APIClient()
+    staff.force_authenticate(make_user("boss", staff=True))
+    other.force_authenticate(make_user("eve"))
+    assert staff.get(f"/checked/{product.pk}/")["X-Cache"] == "bypass"
+    assert other.get(f"/checked/{product.pk}/").status_code == 403
+
+
+def test_the_store_of_the_pass():
+    redis_expected = bool(scale_settings.CACHE_URL)
+    assert type(get_store()).__name__ == ("RedisStore" if redis_expected else "LocalStore")
+
+
+def test_entries_keep_etag_and_body():
+    entry = entry_for({"a": 1})
+    assert Entry.unpack(entry.pack()) == entry
+    assert entry.body == b'{"a":1}'
