@@ -16,7 +16,7 @@ from drf_scale.cache.store import Entry, Lease, get_store
 from drf_scale.cache.views import RepresentationCache, entry_for, namespace
 from drf_scale.conf import scale_settings
 from shop.api_serializers import ProductDetailSerializer, ProductSerializer
-from shop.models import Brand, Category, Product, Review, Tag
+from shop.models import Brand, Product, Review, Tag
 from tests.factories import make_catalog, make_user
 
 committed = pytest.mark.django_db(transaction=True)
@@ -65,7 +65,7 @@ def test_renaming_an_embedded_brand_invalidates_detail_and_list(client, warm):
 
 @committed
 def test_category_rename_and_move_invalidate(client, warm):
-    catalog, product = warm
+    _, product = warm
     category = product.category
     category.name = "New name"
     category.save()
@@ -77,7 +77,7 @@ def test_category_rename_and_move_invalidate(client, warm):
 
 @committed
 def test_retagging_and_tag_rename_invalidate(client, warm):
-    catalog, product = warm
+    _, product = warm
     new_tag = Tag.objects.create(name="fresh")
     product.tags.add(new_tag)
     assert "fresh" in [t["name"] for t in detail(client, product).json()["tags"]]
@@ -90,7 +90,7 @@ def test_retagging_and_tag_rename_invalidate(client, warm):
 
 @committed
 def test_adding_a_review_updates_stats_and_latest_reviews(client, warm):
-    catalog, product = warm
+    _, product = warm
     before = detail(client, product).json()
     reviewer = make_user("newcomer")
     Review.objects.create(product=product, user=reviewer, rating=5, title="New")
@@ -130,7 +130,7 @@ def test_a_rollback_leaves_the_cache_as_it_was(client, warm):
 
 @committed
 def test_bulk_operations_invalidate(client, warm):
-    catalog, product = warm
+    _, product = warm
     Product.objects.filter(pk=product.pk).update(name="Bulk renamed")
     assert detail(client, product).json()["name"] == "Bulk renamed"
     product.stock = 1
