@@ -292,3 +292,30 @@ def test_entries_keep_etag_and_body():
     entry = entry_for({"a": 1})
     assert Entry.unpack(entry.pack()) == entry
     assert entry.body == b'{"a":1}'
+
+
+# The async detail of the reference service: hits through the async Redis client.
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_detail_serves_the_cached_representation(async_client):
+    from asgiref.sync import sync_to_async
+
+    catalog = await sync_to_async(make_catalog)(products=3)
+    product = catalog["products"][1]
+    first = await async_client.get(f"/api/async/products/{product.pk}/")
+    second = await async_client.get(f"/api/async/products/{product.pk}/")
+    assert (first["X-Cache"], second["X-Cache"]) == ("miss", "hit")
+    assert second.timing.queries == 0
+    sync_detail = await sync_to_async(APIClient().get)(f"/api/products/{product.pk}/")
+    assert second.content == sync_detail.content and second["ETag"] == sync_detail["ETag"]
+    etag = second["ETag"]
+    assert (
+        await async_client.get(
+            f"/api/async/products/{product.pk}/", headers={"If-None-Match": etag}
+        )
+    ).status_code == 304
+    await sync_to_async(Product.objects.filter(pk=product.pk).update)(name="Async renamed")
+    fresh = await async_client.get(f"/api/async/products/{product.pk}/")
+    assert fresh.json()["name"] == "Async renamed"
+    assert (await async_client.get("/api/async/products/999999/")).status_code == 404

@@ -1,5 +1,8 @@
 """Async views for I/O-bound endpoints: the worker serves other requests while one waits.
 
+``product_detail`` is /api/'s product detail for ASGI: a cached representation comes from
+Redis through the async client, without a thread; a miss renders in one sync_to_async call.
+
 A plain async Django view (DRF views are sync). The ORM work of a request runs in one
 ``sync_to_async`` call, then the upstream call awaits on the event loop with a timeout:
 a slow provider is a 504, one that is down a 503, never a hung worker.
@@ -14,9 +17,16 @@ from typing import Any
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
 from rest_framework import serializers
 
+from drf_scale.cache.store import Entry
+from drf_scale.cache.views import RepresentationCache, entry_for
+from drf_scale.conditional import not_modified, set_cache_headers
+from drf_scale.conf import scale_settings
+from drf_scale.fast import compile_read_plan
+from shop.api_serializers import ProductDetailSerializer
 from shop.models import Product
 
 
@@ -97,3 +107,36 @@ async def shipping_quote(request: HttpRequest, pk: int) -> JsonResponse:
     except UpstreamError as exc:
         return JsonResponse({"detail": exc.detail}, status=exc.status)
     return JsonResponse({"product": pk, "dest": dest, "quantity": quantity, **quote})
+
+
+def _render_detail(pk: int) -> Any:
+    """The /api/ detail representation of product ``pk`` (None if there is none)."""
+    rows = compile_read_plan(ProductDetailSerializer).execute(Product.objects.filter(pk=pk))
+    return rows[0] if rows else None
+
+
+def _fetch_detail(pk: int) -> tuple[Entry | None, str]:
+    """A miss: the sync path, with its lease, in one sync_to_async call."""
+    if not scale_settings.CACHE_ENABLED:
+        data = _render_detail(pk)
+        return (None if data is None else entry_for(data)), "bypass"
+    cache = RepresentationCache(ProductDetailSerializer, "public")
+    return cache.fetch(pk, functools.partial(_render_detail, pk))
+
+
+@require_safe
+async def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET /api/async/products/<pk>/: the JSON and ETag of /api/products/<pk>/."""
+    cache = RepresentationCache(ProductDetailSerializer, "public")
+    entry = await cache.apeek(pk) if scale_settings.CACHE_ENABLED else None
+    state = "hit"
+    if entry is None:
+        entry, state = await sync_to_async(_fetch_detail)(pk)
+    if entry is None:
+        return JsonResponse({"detail": "No Product matches the given query."}, status=404)
+    response = not_modified(request, entry.etag, public=True) or HttpResponse(
+        entry.body, content_type="application/json"
+    )
+    set_cache_headers(response, public=True, etag=entry.etag)
+    response["X-Cache"] = state
+    return response

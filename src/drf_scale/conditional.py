@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 from rest_framework import status
@@ -59,7 +60,7 @@ def _opaque(etag: str) -> str:
     return etag.removeprefix("W/")
 
 
-def none_match(request: Request, etag: str) -> bool:
+def none_match(request: HttpRequest, etag: str) -> bool:
     """Whether If-None-Match names ``etag`` or is ``*`` (weak comparison)."""
     header = request.headers.get("If-None-Match")
     if not header:
@@ -76,7 +77,9 @@ def if_match_passes(header: str, etag: str | None) -> bool:
     return etag is not None and not etag.startswith("W/") and etag in tags
 
 
-def set_cache_headers(response: Response, *, public: bool, etag: str | None = None) -> Response:
+def set_cache_headers(
+    response: HttpResponse, *, public: bool, etag: str | None = None
+) -> HttpResponse:
     """ETag, Cache-Control and Vary: public representations may be kept by shared caches
     (``s-maxage``, ``stale-while-revalidate``); anything that depends on the user is private."""
     if etag:
@@ -96,12 +99,12 @@ def set_cache_headers(response: Response, *, public: bool, etag: str | None = No
     return response
 
 
-def not_modified(request: Request, etag: str, *, public: bool) -> Response | None:
-    """The 304 for a GET or HEAD whose If-None-Match names ``etag``, with the cache headers."""
+def not_modified(request: HttpRequest, etag: str, *, public: bool) -> HttpResponse | None:
+    """The 304 for a GET or HEAD whose If-None-Match names ``etag``, with the cache headers
+    (for DRF and plain Django views alike)."""
     if request.method not in ("GET", "HEAD") or not none_match(request, etag):
         return None
-    response = Response(status=status.HTTP_304_NOT_MODIFIED)
-    return set_cache_headers(response, public=public, etag=etag)
+    return set_cache_headers(HttpResponseNotModified(), public=public, etag=etag)
 
 
 def _codes(codes: Any) -> Iterable[str]:

@@ -21,12 +21,13 @@ import contextlib
 import functools
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -111,6 +112,31 @@ class RepresentationCache:
         except Unavailable:
             return None
 
+    def fetch(self, pk: Any, build: Callable[[], Any]) -> tuple[Entry | None, str]:
+        """The entry of ``pk`` and "hit" or "miss": on a miss ``build()`` renders it (None:
+        nothing to store, e.g. a 404) and it is stored under the lease the miss took."""
+        [found] = self.lookup([pk])
+        if isinstance(found, Entry):
+            return found, "hit"
+        try:
+            data = build()
+        except BaseException:
+            if isinstance(found, Lease):
+                self.save([(pk, found, None)])
+            raise
+        entry = None if data is None else entry_for(data)
+        if isinstance(found, Lease):
+            self.save([(pk, found, entry)])
+        return entry, "miss"
+
+    async def apeek(self, pk: Any) -> Entry | None:
+        """The entry of ``pk`` if it is cached, without leaving the event loop."""
+        try:
+            [entry] = await self.store.apeek(self.label, [pk], self.field)
+        except Unavailable:
+            return None
+        return entry
+
 
 class CachedViewMixin(_View):
     """What both cached mixins share: scope, registration of dependencies, responses."""
@@ -170,13 +196,13 @@ class CachedViewMixin(_View):
         """What a Response carries for stored JSON: the bytes as they are, when they fit."""
         return orjson.Fragment(body) if self.compact_json() else orjson.loads(body)
 
-    def cache_headers(self, response: Response, etag: str | None, state: str) -> Response:
+    def cache_headers(self, response: HttpResponse, etag: str | None, state: str) -> HttpResponse:
         etag = etag if self.compact_json() else None
         set_cache_headers(response, public=self.cache_scope == "public", etag=etag)
         response["X-Cache"] = state
         return response
 
-    def not_modified(self, etag: str, state: str) -> Response | None:
+    def not_modified(self, etag: str, state: str) -> HttpResponse | None:
         if not self.compact_json():
             return None
         response = not_modified(self.request, etag, public=self.cache_scope == "public")
@@ -204,19 +230,15 @@ class CachedRetrieveMixin(CachedViewMixin):
         pk = self.cached_pk() if cache is not None else None
         if cache is None or pk is None:
             return self.respond(super().retrieve(request, *args, **kwargs), "bypass")
-        [found] = cache.lookup([pk])
-        if isinstance(found, Entry):
-            return self.entry_response(found, "hit")
-        try:
-            response = super().retrieve(request, *args, **kwargs)
-        except BaseException:
-            if isinstance(found, Lease):
-                cache.save([(pk, found, None)])
-            raise
-        entry = entry_for(response.data) if response.status_code == 200 else None
-        if isinstance(found, Lease):
-            cache.save([(pk, found, entry)])
-        return self.entry_response(entry, "miss") if entry else response
+        responses: list[Response] = []
+
+        def build() -> Any:
+            response = super(CachedRetrieveMixin, self).retrieve(request, *args, **kwargs)
+            responses.append(response)
+            return response.data if response.status_code == 200 else None
+
+        entry, state = cache.fetch(pk, build)
+        return self.entry_response(entry, state) if entry else responses[0]
 
     def entry_response(self, entry: Entry, state: str) -> Response:
         response = self.not_modified(entry.etag, state) or Response(self.body_data(entry.body))
