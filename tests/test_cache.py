@@ -5,6 +5,7 @@ Redis in the PostgreSQL pass (REDIS_URL) and process memory in the SQLite pass.
 """
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.urls import include, path
 from rest_framework import permissions, serializers, viewsets
@@ -299,8 +300,15 @@ def test_entries_keep_etag_and_body():
 
 @pytest.mark.django_db(transaction=True)
 async def test_async_detail_serves_the_cached_representation(async_client):
-    from asgiref.sync import sync_to_async
+    from django.db import connections
 
+    try:
+        await _async_detail_checks(async_client)
+    finally:  # the ORM ran in sync_to_async's thread: close its connection
+        await sync_to_async(connections.close_all)()
+
+
+async def _async_detail_checks(async_client):
     catalog = await sync_to_async(make_catalog)(products=3)
     product = catalog["products"][1]
     first = await async_client.get(f"/api/async/products/{product.pk}/")
