@@ -8,6 +8,8 @@ REDIS_URL_TEST ?= redis://127.0.0.1:6379/0
 PGBOUNCER_URL ?= postgres://postgres@127.0.0.1:6432/test
 UPSTREAM_LATENCY ?= 0.05
 WORKERS ?= 2
+# Without Redis the representation cache lives in process memory: the demo runs one process.
+DEMO_WORKERS := $(if $(REDIS_URL),$(WORKERS),1)
 DEMO_PRODUCTS ?= 2000
 
 .PHONY: venv demo demo-asgi upstream test test-sqlite test-postgres test-pgbouncer audit bench lint
@@ -24,14 +26,15 @@ demo: venv
 	cd example && ../$(PY) manage.py collectstatic --noinput -v 0
 	cd example && ../$(PY) manage.py seed --products $(DEMO_PRODUCTS) --if-empty
 	@echo ""
-	@echo "Serving on http://127.0.0.1:8000 (gunicorn, $(WORKERS) workers). Try:"
+	@echo "Serving on http://127.0.0.1:8000 (gunicorn, $(DEMO_WORKERS) workers x 4 threads). Try:"
 	@echo "  http://127.0.0.1:8000/naive/products/     DRF defaults (the baseline)"
 	@echo "  http://127.0.0.1:8000/api/products/       the same contract with drf_scale"
 	@echo "  http://127.0.0.1:8000/floor/products/     hand-written values() + orjson"
 	@echo "  http://127.0.0.1:8000/ninja/products/     Django Ninja"
 	@echo "  http://127.0.0.1:8000/api/docs/           Swagger UI (log in as admin / admin)"
 	@echo ""
-	cd example && ../$(VENV)/bin/gunicorn example.wsgi --workers $(WORKERS) --bind 127.0.0.1:8000
+	cd example && ../$(VENV)/bin/gunicorn example.wsgi --workers $(DEMO_WORKERS) --threads 4 \
+		--bind 127.0.0.1:8000
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -68,7 +71,7 @@ audit: venv
 
 demo-asgi: venv
 	cd example && SERVER_MODE=asgi ../$(VENV)/bin/gunicorn example.asgi:application \
-		-k uvicorn_worker.UvicornWorker --workers $(WORKERS) --bind 127.0.0.1:8000
+		-k uvicorn_worker.UvicornWorker --workers $(DEMO_WORKERS) --bind 127.0.0.1:8000
 
 upstream: venv
 	cd example && ../$(PY) -m upstream --port 8001 --latency $(UPSTREAM_LATENCY)

@@ -327,3 +327,21 @@ async def _async_detail_checks(async_client):
     fresh = await async_client.get(f"/api/async/products/{product.pk}/")
     assert fresh.json()["name"] == "Async renamed"
     assert (await async_client.get("/api/async/products/999999/")).status_code == 404
+
+
+@pytest.mark.urls(__name__)
+def test_check_warns_about_method_fields_in_public_representations():
+    from drf_scale.checks import check_representation_cache
+
+    found = [m for m in check_representation_cache() if m.id == "drf_scale.W040"]
+    assert [m.obj for m in found] == [ObjectCheckedViewSet, ObjectCheckedViewSet]
+    assert "ViewerSerializer.viewer" in found[0].msg
+
+
+def test_check_refuses_a_memory_store_shared_by_no_one(settings):
+    from drf_scale.checks import check_representation_cache
+
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "CACHE_URL": None, "WORKERS": 4}
+    assert "drf_scale.E040" in [m.id for m in check_representation_cache()]
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "CACHE_URL": "redis://127.0.0.1:6379/0"}
+    assert "drf_scale.E040" not in [m.id for m in check_representation_cache()]

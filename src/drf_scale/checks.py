@@ -9,7 +9,12 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.urls import URLResolver, get_resolver
-from rest_framework.serializers import BaseSerializer, ListSerializer, ModelSerializer
+from rest_framework.serializers import (
+    BaseSerializer,
+    ListSerializer,
+    ModelSerializer,
+    SerializerMethodField,
+)
 
 from drf_scale.conf import scale_settings
 from drf_scale.db import SERVERS, is_persistent, pool_max_size
@@ -294,4 +299,54 @@ def _fallbacks(view_class: type) -> list[CheckMessage]:
                     id="drf_scale.W032",
                 )
             )
+    return messages
+
+
+# The representation cache: no representation shared across users or across stale processes.
+
+
+def _method_fields(serializer: Any, where: str) -> Iterator[str]:
+    """Paths of the method fields of a serializer tree: code that may read request.user."""
+    for name, field in serializer.fields.items():
+        child = getattr(field, "child", field)
+        if isinstance(child, SerializerMethodField):
+            yield f"{where}.{name}"
+        elif isinstance(child, BaseSerializer) and hasattr(child, "fields"):
+            yield from _method_fields(child, f"{where}.{name}")
+
+
+@register("drf_scale")
+def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W040: a public cached view renders method fields; E040: memory store, many workers."""
+    from drf_scale.cache.views import CachedViewMixin
+
+    messages: list[CheckMessage] = []
+    workers = scale_settings.WORKERS or int(os.environ.get("WEB_CONCURRENCY") or 0)
+    if not scale_settings.CACHE_URL and workers > 1:
+        messages.append(
+            Error(
+                f"The representation cache is in process memory, but {workers} worker processes "
+                "serve: a write in one would leave the others' copies stale.",
+                hint="Set DRF_SCALE CACHE_URL to a redis:// URL, or run one worker process.",
+                id="drf_scale.E040",
+            )
+        )
+    for view_class in set(_routed_view_classes(get_resolver().url_patterns)):
+        if not issubclass(view_class, CachedViewMixin) or view_class.cache_scope != "public":
+            continue
+        for action in ("list", "retrieve"):
+            serializer_class = view_class.cached_serializer_class(action)
+            if serializer_class is None:
+                continue
+            for path in _method_fields(serializer_class(), serializer_class.__name__):
+                messages.append(
+                    Warning(
+                        f"{view_class.__name__} shares its {action} representations between "
+                        f"users (cache_scope='public') but {path} is a method field, which "
+                        "may depend on the request.",
+                        hint="Use cache_scope = 'user' if it does; else silence drf_scale.W040.",
+                        obj=view_class,
+                        id="drf_scale.W040",
+                    )
+                )
     return messages
