@@ -345,3 +345,13 @@ def test_check_refuses_a_memory_store_shared_by_no_one(settings):
     assert "drf_scale.E040" in [m.id for m in check_representation_cache()]
     settings.DRF_SCALE = {**settings.DRF_SCALE, "CACHE_URL": "redis://127.0.0.1:6379/0"}
     assert "drf_scale.E040" not in [m.id for m in check_representation_cache()]
+
+
+@pytest.mark.django_db
+def test_a_detail_with_filters_is_served_by_the_view_not_the_cache(client, catalog):
+    product = catalog["products"][0]
+    assert detail(client, product)["X-Cache"] == "miss"
+    other_brand = next(b for b in catalog["brands"] if b.pk != product.brand_id)
+    filtered = client.get(f"/api/products/{product.pk}/?brand={other_brand.pk}")
+    naive = client.get(f"/naive/products/{product.pk}/?brand={other_brand.pk}")
+    assert filtered.status_code == naive.status_code == 404

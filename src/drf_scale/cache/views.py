@@ -31,6 +31,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 from drf_scale.cache.invalidation import registry
 from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_store
@@ -227,7 +228,9 @@ class CachedRetrieveMixin(CachedViewMixin):
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         cache = self.get_representation_cache()
-        pk = self.cached_pk() if cache is not None else None
+        # Query parameters may filter the object out (404): only a bare URL is served cached.
+        bare = not set(request.query_params) - {api_settings.URL_FORMAT_OVERRIDE}
+        pk = self.cached_pk() if cache is not None and bare else None
         if cache is None or pk is None:
             return self.respond(super().retrieve(request, *args, **kwargs), "bypass")
         responses: list[Response] = []
