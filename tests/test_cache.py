@@ -355,3 +355,47 @@ def test_a_detail_with_filters_is_served_by_the_view_not_the_cache(client, catal
     filtered = client.get(f"/api/products/{product.pk}/?brand={other_brand.pk}")
     naive = client.get(f"/naive/products/{product.pk}/?brand={other_brand.pk}")
     assert filtered.status_code == naive.status_code == 404
+
+
+async def _walk(async_client, url: str) -> list[dict]:
+    rows = []
+    while url:
+        response = await async_client.get(url)
+        assert response.status_code == 200, response.content
+        rows += response.json()["results"]
+        url = response.json()["next"]
+    return rows
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "query", ["", "ordering=price&brand={brand}", "ordering=-price&count=true"]
+)
+async def test_async_list_pages_like_the_api(async_client, query):
+    from django.db import connections
+
+    try:
+        catalog = await sync_to_async(make_catalog)(products=12)
+        query = query.format(brand=catalog["brands"][1].pk)
+        api = await sync_to_async(_api_walk)(f"/api/products/?page_size=5&{query}")
+        cold = await _walk(async_client, f"/api/async/products/?page_size=5&{query}")
+        warm = await async_client.get(f"/api/async/products/?page_size=5&{query}")
+        assert cold == api and len(api) > 0
+        assert warm["X-Cache"] == f"{len(warm.json()['results'])}/{len(warm.json()['results'])} hit"
+        if "count" in query:
+            assert warm.json()["count"] == len(api)
+        for bad in ("cursor=forged", "page_size=0", "min_price=abc"):
+            mine = await async_client.get(f"/api/async/products/?{bad}")
+            theirs = await sync_to_async(APIClient().get)(f"/api/products/?{bad}")
+            assert (mine.status_code, mine.json()) == (theirs.status_code, theirs.json())
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
+def _api_walk(url: str) -> list[dict]:
+    client, rows = APIClient(), []
+    while url:
+        body = client.get(url).json()
+        rows += body["results"]
+        url = body["next"]
+    return rows

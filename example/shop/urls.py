@@ -30,6 +30,7 @@ urlpatterns = [
     path("naive/", include(api_routes(views, "naive"))),
     path("api/", include(api_routes(api_views, "api"))),
     path("api/products/<int:pk>/shipping-quote/", async_views.shipping_quote),
+    path("api/async/products/", async_views.product_list),
     path("api/async/products/<int:pk>/", async_views.product_detail),
     path("floor/products/", floor.product_list),
     path("floor/products/<int:pk>/", floor.product_detail),

@@ -21,7 +21,7 @@ import contextlib
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,6 +37,7 @@ from drf_scale.cache.invalidation import registry
 from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_store
 from drf_scale.conditional import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.conf import scale_settings
+from drf_scale.fast import ReadPlan
 from drf_scale.mixins import FastReadMixin
 from drf_scale.renderers import ORJSONRenderer
 
@@ -130,13 +131,35 @@ class RepresentationCache:
             self.save([(pk, found, entry)])
         return entry, "miss"
 
-    async def apeek(self, pk: Any) -> Entry | None:
-        """The entry of ``pk`` if it is cached, without leaving the event loop."""
+    def entries(
+        self, pks: Sequence[Any], render: Callable[[list[Any]], Mapping[Any, Any]]
+    ) -> tuple[dict[Any, Entry], int]:
+        """The entries of ``pks`` and how many were hits: one multi-get, then ``render`` of
+        the misses (their representations by pk) in one go, stored back in one round trip."""
+        found = self.lookup(pks)
+        entries = {pk: f for pk, f in zip(pks, found, strict=True) if isinstance(f, Entry)}
+        hits = len(entries)
+        missing = [pk for pk in pks if pk not in entries]
+        if missing:
+            entries.update((pk, entry_for(data)) for pk, data in render(missing).items())
+        leases = [(pk, f) for pk, f in zip(pks, found, strict=True) if isinstance(f, Lease)]
+        self.save([(pk, lease, entries.get(pk)) for pk, lease in leases])
+        return entries, hits
+
+    async def apeek(self, pks: Sequence[Any]) -> list[Entry | None]:
+        """The entries of ``pks`` that are cached, without leaving the event loop."""
         try:
-            [entry] = await self.store.apeek(self.label, [pk], self.field)
+            return await self.store.apeek(self.label, pks, self.field)
         except Unavailable:
-            return None
-        return entry
+            return [None] * len(pks)
+
+
+def render_by_pk(plan: ReadPlan, queryset: Any, pks: list[Any], context: Any) -> dict[Any, Any]:
+    """The representations of rows ``pks`` of ``queryset`` through a compiled plan, by pk."""
+    pk_name = queryset.model._meta.pk.attname
+    rows = list(plan.rows(queryset.filter(pk__in=pks), (pk_name,)))
+    rendered = plan.render(rows, context, queryset.db)
+    return {row[pk_name]: data for row, data in zip(rows, rendered, strict=True)}
 
 
 class CachedViewMixin(_View):
@@ -279,27 +302,11 @@ class CachedListMixin(CachedViewMixin):
         keys = queryset.values(*self.get_row_columns(queryset.model))  # type: ignore[attr-defined]
         page = self.paginate_queryset(keys)
         pks = [row[pk_name] for row in (keys if page is None else page)]
-        entries, hits = self.cached_entries(cache, queryset, pks)
+        context = self.get_serializer_context()
+        plan = self.get_read_plan()  # type: ignore[attr-defined]
+        entries, hits = cache.entries(
+            pks, functools.partial(render_by_pk, plan, queryset, context=context)
+        )
         data = [self.body_data(entries[pk].body) for pk in pks if pk in entries]
         response = self.get_paginated_response(data) if page is not None else Response(data)
         return self.cache_headers(response, etag, f"{hits}/{len(pks)} hit")
-
-    def cached_entries(
-        self, cache: RepresentationCache, queryset: Any, pks: list[Any]
-    ) -> tuple[dict[Any, Entry], int]:
-        """The entries of ``pks`` and how many were hits: one multi-get, then the misses
-        rendered in one go and stored back in one round trip."""
-        found = cache.lookup(pks)
-        entries = {pk: f for pk, f in zip(pks, found, strict=True) if isinstance(f, Entry)}
-        hits = len(entries)
-        missing = [pk for pk in pks if pk not in entries]
-        if missing:
-            plan = self.get_read_plan()  # type: ignore[attr-defined]
-            pk_name = queryset.model._meta.pk.attname
-            rows = list(plan.rows(queryset.filter(pk__in=missing), (pk_name,)))
-            rendered = plan.render(rows, self.get_serializer_context(), queryset.db)
-            for row, data in zip(rows, rendered, strict=True):
-                entries[row[pk_name]] = entry_for(data)
-        leases = [(pk, f) for pk, f in zip(pks, found, strict=True) if isinstance(f, Lease)]
-        cache.save([(pk, lease, entries.get(pk)) for pk, lease in leases])
-        return entries, hits
