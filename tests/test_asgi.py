@@ -21,9 +21,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 import upstream
 from django.db import connection
 
+from tests import services
 from tests.factories import make_catalog
 from tests.services import PORTS
 
@@ -151,6 +153,29 @@ def test_asgi_server_serves_the_async_shipping_quote(asgi_url):
     assert status == 200
     quote = upstream.quote("DE", 3, Decimal(product["price"]) * 3)
     assert json.loads(body) == {"product": 7, "dest": "DE", "quantity": 3, **quote}
+
+
+def test_async_product_views_serve_cache_hits_under_asgi(sqlite_env):
+    """Two uvicorn workers share the Redis store: after the misses, hits without a query."""
+    if not services.reachable("redis"):
+        if services.in_ci():
+            pytest.fail("Redis is not reachable and CI=true")
+        pytest.skip("needs Redis")
+    redis_url = "redis://127.0.0.1:6379/3"
+    redis.Redis.from_url(redis_url).flushdb()  # no entry of an earlier run's database
+    with gunicorn(ASGI, {**sqlite_env, "REDIS_URL": redis_url}) as url:
+        detail = [get(url + "/api/async/products/7/") for _ in range(6)]
+        page = [get(url + "/api/async/products/?page_size=5") for _ in range(6)]
+        sync_detail = get(url + "/api/products/7/")
+        sync_page = get(url + "/api/products/?page_size=5")
+    assert {status for status, _, _ in detail + page} == {200}
+    _, headers, body = detail[-1]
+    assert (headers["X-Cache"], headers["ETag"]) == ("hit", sync_detail[1]["ETag"])
+    assert 'desc="0 queries"' in headers["Server-Timing"]
+    assert body == sync_detail[2]
+    _, headers, body = page[-1]
+    assert headers["X-Cache"] == "5/5 hit"
+    assert json.loads(body)["results"] == json.loads(sync_page[2])["results"]
 
 
 # The view in process, against the upstream subprocess in each of its moods.
