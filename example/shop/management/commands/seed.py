@@ -31,6 +31,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from tqdm import tqdm
 
+from drf_scale.cache import invalidate_model
 from shop.models import Brand, Category, Order, OrderLine, Product, Review, Tag
 
 User = get_user_model()
@@ -528,6 +529,8 @@ class Command(BaseCommand):
                 data = Dataset(plan, seed, anchor_at, first_user_id)
                 counts = self.write_all(data, progress)
             self.reset_sequences()
+            # Raw SQL and COPY are invisible to the representation cache: drop what it holds.
+            invalidate_model(Product)
 
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
