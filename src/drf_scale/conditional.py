@@ -12,6 +12,7 @@ value, with 412.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -84,19 +85,38 @@ def set_cache_headers(
     (``s-maxage``, ``stale-while-revalidate``); anything that depends on the user is private."""
     if etag:
         response["ETag"] = etag
-    if public:
-        patch_cache_control(
-            response,
-            public=True,
-            max_age=0,
-            s_maxage=scale_settings.CACHE_S_MAXAGE,
-            stale_while_revalidate=scale_settings.CACHE_STALE_WHILE_REVALIDATE,
+    control = _cache_control(
+        public, scale_settings.CACHE_S_MAXAGE, scale_settings.CACHE_STALE_WHILE_REVALIDATE
+    )
+    if response.has_header("Cache-Control"):
+        patch_cache_control(response, **control)
+    else:  # the common case, without parsing
+        response["Cache-Control"] = ", ".join(
+            key.replace("_", "-") if value is True else f"{key.replace('_', '-')}={value}"
+            for key, value in control.items()
         )
-        patch_vary_headers(response, ["Accept"])
+    vary = _PUBLIC_VARY if public else _PRIVATE_VARY
+    if response.has_header("Vary"):
+        patch_vary_headers(response, vary)
     else:
-        patch_cache_control(response, private=True, no_cache=True)
-        patch_vary_headers(response, ["Accept", "Authorization", "Cookie"])
+        response["Vary"] = ", ".join(vary)
     return response
+
+
+_PUBLIC_VARY = ("Accept",)
+_PRIVATE_VARY = ("Accept", "Authorization", "Cookie")
+
+
+@functools.cache
+def _cache_control(public: bool, s_maxage: int, stale_while_revalidate: int) -> dict[str, Any]:
+    if public:
+        return {
+            "public": True,
+            "max_age": 0,
+            "s_maxage": s_maxage,
+            "stale_while_revalidate": stale_while_revalidate,
+        }
+    return {"private": True, "no_cache": True}
 
 
 def not_modified(request: HttpRequest, etag: str, *, public: bool) -> HttpResponse | None:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import models
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -216,6 +215,14 @@ class CachedViewMixin(_View):
             and "indent" not in media_type
         )
 
+    def body_response(self, body: bytes) -> HttpResponse:
+        """Stored JSON as the response: the bytes themselves when they are what the renderer
+        would write (no DRF rendering), else the data for the negotiated renderer."""
+        if self.compact_json():
+            media_type = self.request.accepted_renderer.media_type
+            return HttpResponse(body, content_type=media_type)
+        return Response(orjson.loads(body))
+
     def body_data(self, body: bytes) -> Any:
         """What a Response carries for stored JSON: the bytes as they are, when they fit."""
         return orjson.Fragment(body) if self.compact_json() else orjson.loads(body)
@@ -240,8 +247,8 @@ class CachedRetrieveMixin(CachedViewMixin):
 
     def cached_pk(self) -> Any:
         """The primary key the URL names, normalized; None when the lookup is not the pk."""
-        queryset_model: type[models.Model] = self.get_queryset().model
-        pk_field = queryset_model._meta.pk
+        queryset = self.queryset if self.queryset is not None else self.get_queryset()
+        pk_field = queryset.model._meta.pk
         if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
             return None
         try:
@@ -266,8 +273,8 @@ class CachedRetrieveMixin(CachedViewMixin):
         entry, state = cache.fetch(pk, build)
         return self.entry_response(entry, state) if entry else responses[0]
 
-    def entry_response(self, entry: Entry, state: str) -> Response:
-        response = self.not_modified(entry.etag, state) or Response(self.body_data(entry.body))
+    def entry_response(self, entry: Entry, state: str) -> HttpResponse:
+        response = self.not_modified(entry.etag, state) or self.body_response(entry.body)
         return self.cache_headers(response, entry.etag, state)
 
     def respond(self, response: Response, state: str) -> Response:
