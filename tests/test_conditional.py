@@ -136,3 +136,14 @@ def test_strong_comparison_rules():
     assert not if_match_passes('W/"b"', '"b"')
     assert not if_match_passes('"b"', 'W/"b"')
     assert if_match_passes("*", '"b"') and not if_match_passes("*", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_conditional_write_stays_within_the_views_budget(staff_client, catalog):
+    product = catalog["products"][1]
+    etag = staff_client.get(url(product))["ETag"]
+    response = staff_client.patch(
+        url(product), {"name": "Budget"}, format="json", HTTP_IF_MATCH=etag
+    )
+    assert response.status_code == 200  # QUERY_CHECKS="raise": over budget would be a 500
+    assert staff_client.get(url(product)).json()["name"] == "Budget"

@@ -11,16 +11,20 @@ An invalidation after the read deleted the lease, so an old representation canno
 after the write that made it old. Another request missing the same key meanwhile finds the
 lease busy and waits for the holder instead of reading the database too (stampedes).
 
-The epoch guards against invalidations lost while Redis was unreachable: every entry carries
-the epoch it was stored in, and a process that failed to deliver an invalidation replaces the
-epoch on its first contact with Redis again, before it reads or writes anything else, which
-orphans every entry stored before. A Redis that restarts empty starts a new epoch as well.
-A circuit breaker stops paying the connection timeout on every request while Redis is down.
+The epoch guards against invalidations that never reached Redis: every entry carries the
+epoch it was stored in, and a new epoch orphans every entry stored before. A process renews it
+on its first contact with Redis after it lost an invalidation or saw the breaker open (it
+cannot know what other processes lost meanwhile). Every new connection compares Redis's
+run_id with the one the epoch was made under: a Redis that restarted, from a snapshot older
+than invalidations it had acknowledged or as a promoted replica, gets a new epoch before the
+connection is used. A Redis that restarts empty starts a new epoch as well. A circuit breaker
+stops paying the connection timeout on every request while Redis is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import threading
 import time
@@ -111,6 +115,11 @@ def epoch_key() -> str:
     return f"{scale_settings.CACHE_KEY_PREFIX}:epoch"
 
 
+def run_key() -> str:
+    """The run_id of the Redis process the epoch was made under."""
+    return f"{scale_settings.CACHE_KEY_PREFIX}:epoch-run"
+
+
 def _lease_field(field: str) -> str:
     return "lease:" + field
 
@@ -172,6 +181,44 @@ return stored
 """
 
 
+# KEYS: epoch, run; ARGV: this Redis's run_id, a new epoch. Renews the epoch after a restart.
+_RESTARTED = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+"""
+_RUN_ID = re.compile(rb"run_id:(\w+)")
+
+
+def _restart_check() -> tuple[Any, ...]:
+    """The EVAL of _RESTARTED, once INFO has given the run_id (appended by the caller)."""
+    return ("EVAL", _RESTARTED, 2, epoch_key(), run_key())
+
+
+def _run_id(info: Any) -> bytes:
+    found = _RUN_ID.search(info if isinstance(info, bytes) else str(info).encode())
+    return found.group(1) if found else b"unknown"
+
+
+def _on_connect(connection: Any) -> None:
+    """Before a new connection is used: a restarted Redis gets a new epoch."""
+    connection.on_connect()
+    connection.send_command("INFO", "server")
+    run_id = _run_id(connection.read_response())
+    connection.send_command(*_restart_check(), run_id, secrets.token_hex(8))
+    connection.read_response()
+
+
+async def _aon_connect(connection: Any) -> None:
+    """_on_connect for redis.asyncio connections."""
+    await connection.on_connect()
+    await connection.send_command("INFO", "server")
+    run_id = _run_id(await connection.read_response())
+    await connection.send_command(*_restart_check(), run_id, secrets.token_hex(8))
+    await connection.read_response()
+
+
 class RedisStore:
     """The shared store: each operation is one round trip, guarded by the breaker."""
 
@@ -182,6 +229,7 @@ class RedisStore:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            redis_connect_func=_on_connect,
         )
         self.read_script = self.client.register_script(_READ)
         self.write_script = self.client.register_script(_WRITE)
@@ -189,7 +237,7 @@ class RedisStore:
             scale_settings.CACHE_BREAKER_FAILURES, scale_settings.CACHE_BREAKER_COOLDOWN
         )
         self.lock = threading.Lock()
-        self.lost_invalidations = False
+        self.renew_epoch = False  # an invalidation was lost, or the breaker opened
         self.url = url
         # redis.asyncio clients belong to the event loop that made them: one per loop.
         self.async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -198,16 +246,25 @@ class RedisStore:
         if not self.breaker.allows():
             raise Unavailable("the circuit breaker is open")
         try:
-            if self.lost_invalidations:  # orphan what was stored before the lost ones
-                self.client.set(epoch_key(), secrets.token_hex(8))
-                self.lost_invalidations = False
+            if self.renew_epoch:  # orphan what was stored before what may have been lost
+                self.renew_epoch = False  # first: a loss meanwhile sets it again
+                try:
+                    self.client.set(epoch_key(), secrets.token_hex(8))
+                except redis.RedisError:
+                    self.renew_epoch = True
+                    raise
             result = operation()
         except redis.RedisError as error:
-            with self.lock:
-                self.breaker.failed()
+            self._failed()
             raise Unavailable(str(error)) from error
         self.breaker.succeeded()
         return result
+
+    def _failed(self) -> None:
+        with self.lock:
+            self.breaker.failed()
+            if not self.breaker.allows():  # it opened: invalidations may have been lost
+                self.renew_epoch = True
 
     def read(self, label: str, pks: Sequence[Any], field: str, lease_ms: int) -> list[Lookup]:
         keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
@@ -219,13 +276,17 @@ class RedisStore:
         """Entries only, through an async client on the running loop (async views' hits).
 
         It takes no lease (one expiring at once): a miss is rebuilt by the sync path."""
-        if not self.breaker.allows() or self.lost_invalidations:
-            raise Unavailable("the circuit breaker is open, or an invalidation is pending")
+        if not self.breaker.allows() or self.renew_epoch:
+            raise Unavailable("the circuit breaker is open, or the epoch is to be renewed")
         loop = asyncio.get_running_loop()
         if loop not in self.async_scripts:
             timeout = scale_settings.CACHE_SOCKET_TIMEOUT
             client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
+                self.url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=None,
+                redis_connect_func=_aon_connect,
             )
             self.async_scripts[loop] = client.register_script(_READ)
         keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
@@ -233,8 +294,7 @@ class RedisStore:
         try:
             values = await self.async_scripts[loop](keys=keys, args=args)
         except redis.RedisError as error:
-            with self.lock:
-                self.breaker.failed()
+            self._failed()
             raise Unavailable(str(error)) from error
         self.breaker.succeeded()
         return [found if isinstance(found := _lookup(v), Entry) else None for v in values]
@@ -263,7 +323,7 @@ class RedisStore:
         try:
             self._call(run)
         except Unavailable:
-            self.lost_invalidations = True
+            self.renew_epoch = True
             raise
 
     def version(self, label: str) -> str:
