@@ -399,3 +399,31 @@ def _api_walk(url: str) -> list[dict]:
         rows += body["results"]
         url = body["next"]
     return rows
+
+
+@committed
+def test_a_stampede_on_a_missing_key_renders_it_once(settings):
+    import threading
+
+    from django.db import connections
+
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "CACHE_LEASE_WAIT": 5.0}
+    product = make_catalog(products=2)["products"][1]
+    start, results = threading.Barrier(8), []
+
+    def read() -> None:
+        try:
+            start.wait()
+            response = APIClient().get(f"/api/products/{product.pk}/")
+            results.append((response.status_code, response.timing.queries, response.json()))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _, _ in results] == [200] * 8
+    assert sorted(queries for _, queries, _ in results) == [0] * 7 + [3]  # one render
+    assert len({str(body) for _, _, body in results}) == 1
