@@ -243,21 +243,34 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    # SIGTERM unwinds like Ctrl-C, so gunicorn is stopped on the way out.
+def entry(
+    name: str,
+    run_with: Callable[[argparse.Namespace, str, Path], int],
+    parse: Callable[[list[str]], argparse.Namespace],
+    argv: list[str] | None,
+    errors: tuple[type[BaseException], ...] = (),
+) -> int:
+    """A bench command's main: parse, run in a temporary directory, report failures.
+
+    SIGTERM unwinds like Ctrl-C, so the servers it started are stopped on the way out.
+    """
     signal.signal(signal.SIGTERM, _interrupt)
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    command = shlex.join(["python", "-m", "bench", *argv])
+    args = parse(argv)
+    command = shlex.join(["python", "-m", name, *argv])
     try:
-        with tempfile.TemporaryDirectory(prefix="drf-scale-bench-") as workdir:
-            return run(args, command, Path(workdir))
-    except (RuntimeError, subprocess.CalledProcessError, psycopg.Error) as error:
-        print(f"bench: {error}", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix=f"drf-scale-{name.replace('.', '-')}-") as work:
+            return run_with(args, command, Path(work))
+    except (RuntimeError, subprocess.CalledProcessError, psycopg.Error, *errors) as error:
+        print(f"{name}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry("bench", run, parse_args, argv)
 
 
 if __name__ == "__main__":
