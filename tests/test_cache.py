@@ -427,3 +427,24 @@ def test_a_stampede_on_a_missing_key_renders_it_once(settings):
     assert [status for status, _, _ in results] == [200] * 8
     assert sorted(queries for _, queries, _ in results) == [0] * 7 + [3]  # one render
     assert len({str(body) for _, _, body in results}) == 1
+
+
+@pytest.mark.django_db
+def test_public_hits_are_answered_before_drf_only_for_bare_json_requests(client, catalog):
+    product = catalog["products"][0]
+    cold = detail(client, product)
+    assert "Allow" in cold  # DRF answered the miss
+    early = client.get(f"/api/products/{product.pk}/", HTTP_ACCEPT="application/json")
+    assert (early["X-Cache"], early.timing.queries, early.content) == ("hit", 0, cold.content)
+    assert "Allow" not in early  # answered before DRF's request handling
+    browser = client.get(f"/api/products/{product.pk}/", HTTP_ACCEPT="text/html,*/*;q=0.8")
+    assert browser["Content-Type"].startswith("text/html") and "Allow" in browser
+    with_query = client.get(f"/api/products/{product.pk}/?format=json")
+    assert "Allow" in with_query and with_query.json() == cold.json()
+
+
+def test_hits_before_drf_need_the_public_scope():
+    with pytest.raises(ValueError, match="cache_scope"):
+
+        class Wrong(PerUserViewSet):
+            cache_hits_before_drf = True

@@ -54,6 +54,8 @@ class ProductViewSet(
     # Products read the same for everyone; review_count and rating_avg read the reviews.
     cache_scope = "public"
     cache_depends_on = ("reviews",)
+    # Anyone may read products and nothing is throttled: hits skip DRF's request handling.
+    cache_hits_before_drf = True
 
     # Reads run 0 to 3 queries (tests/test_api_queries.py). A write validates brand, category,
     # tags and sku, saves the row and its tags, then reads it back (12); If-Match adds the row,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -145,12 +145,26 @@ class RepresentationCache:
         self.save([(pk, lease, entries.get(pk)) for pk, lease in leases])
         return entries, hits
 
+    def peek(self, pks: Sequence[Any]) -> list[Entry | None]:
+        """The entries of ``pks`` that are cached; no lease is taken (it expires at once)."""
+        try:
+            found = self.store.read(self.label, pks, self.field, lease_ms=0)
+        except Unavailable:
+            return [None] * len(pks)
+        return [entry if isinstance(entry, Entry) else None for entry in found]
+
     async def apeek(self, pks: Sequence[Any]) -> list[Entry | None]:
         """The entries of ``pks`` that are cached, without leaving the event loop."""
         try:
             return await self.store.apeek(self.label, pks, self.field)
         except Unavailable:
             return [None] * len(pks)
+
+
+def _accepts_only_json(accept: str) -> bool:
+    """Whether content negotiation would pick JSON whatever the renderers (no text/html)."""
+    ranges = (part.split(";")[0].strip() for part in accept.split(",") if part.strip())
+    return all(media in ("*/*", "application/*", "application/json") for media in ranges)
 
 
 def render_by_pk(plan: ReadPlan, queryset: Any, pks: list[Any], context: Any) -> dict[Any, Any]:
@@ -241,9 +255,49 @@ class CachedViewMixin(_View):
 
 
 class CachedRetrieveMixin(CachedViewMixin):
-    """Detail from the representation cache, with a strong ETag and 304s."""
+    """Detail from the representation cache, with a strong ETag and 304s.
+
+    ``cache_hits_before_drf = True`` (public scope only) answers hits from ``dispatch``,
+    before DRF's authentication, permissions, throttles and content negotiation: for views
+    that every client may read, without throttles, to clients that accept JSON. Anything
+    else (a miss, query parameters, an Accept other than JSON) takes the DRF path.
+    """
 
     cached_actions = ("retrieve",)
+    cache_hits_before_drf: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.cache_hits_before_drf and cls.cache_scope != "public":
+            raise ValueError(f"{cls.__name__}: cache_hits_before_drf needs cache_scope 'public'")
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        early = self.early_hit(request, kwargs) if self.cache_hits_before_drf else None
+        return early if early is not None else super().dispatch(request, *args, **kwargs)
+
+    def early_hit(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponse | None:
+        """The cached representation, if this bare JSON GET or HEAD of a detail has one."""
+        action = getattr(self, "action_map", {}).get(request.method.lower())
+        if (
+            action != "retrieve"
+            or request.GET
+            or not scale_settings.CACHE_ENABLED
+            or not _accepts_only_json(request.headers.get("Accept", ""))
+        ):
+            return None
+        self.kwargs = kwargs
+        pk, serializer_class = self.cached_pk(), self.cached_serializer_class("retrieve")
+        if pk is None or serializer_class is None:
+            return None
+        [entry] = RepresentationCache(serializer_class, "public").peek([pk])
+        if entry is None:
+            return None
+        response = not_modified(request, entry.etag, public=True) or HttpResponse(
+            entry.body, content_type="application/json"
+        )
+        set_cache_headers(response, public=True, etag=entry.etag)
+        response["X-Cache"] = "hit"
+        return response
 
     def cached_pk(self) -> Any:
         """The primary key the URL names, normalized; None when the lookup is not the pk."""
