@@ -2,11 +2,15 @@
 
 No database, serializer or cache: what a request costs Django itself (routing, middleware,
 HttpResponse). bench.cache measures the cached /api/ detail against it. The body has the
-shape and size (about 600 bytes) of a product detail.
+shape and size (about 600 bytes) of a product detail. /constant/redis/products/<id>/ also
+makes one Redis round trip (a GET): the floor of any cache that lives in Redis.
 """
 
+import functools
 import json
+import os
 
+import redis
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
@@ -45,4 +49,18 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse(BODY, content_type="application/json")
 
 
-urlpatterns = [path("products/<int:pk>/", product_detail)]
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+def product_detail_after_redis(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same bytes, after one Redis round trip."""
+    _redis().get(f"constant:{pk}")
+    return HttpResponse(BODY, content_type="application/json")
+
+
+urlpatterns = [
+    path("products/<int:pk>/", product_detail),
+    path("redis/products/<int:pk>/", product_detail_after_redis),
+]
