@@ -214,7 +214,7 @@ def test_a_changed_serializer_has_other_keys():
 
 
 @pytest.mark.django_db
-def test_missing_objects_are_404_and_not_cached(client):
+def test_missing_and_malformed_ids_are_404(client):
     assert client.get("/api/products/999999/").status_code == 404
     assert client.get("/api/products/999999/").status_code == 404
     assert client.get("/api/products/not-a-number/").status_code == 404
@@ -448,3 +448,15 @@ def test_hits_before_drf_need_the_public_scope():
 
         class Wrong(PerUserViewSet):
             cache_hits_before_drf = True
+
+
+@pytest.mark.django_db
+def test_a_missing_id_leaves_nothing_in_the_store(client):
+    from drf_scale.cache.store import LocalStore, RedisStore, object_key
+
+    assert client.get("/api/products/424242/").status_code == 404
+    store, key = get_store(), object_key("shop.product", 424242)
+    if isinstance(store, RedisStore):
+        assert store.client.exists(key) == 0
+    else:
+        assert isinstance(store, LocalStore) and key not in store.objects

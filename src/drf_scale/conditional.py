@@ -85,16 +85,11 @@ def set_cache_headers(
     (``s-maxage``, ``stale-while-revalidate``); anything that depends on the user is private."""
     if etag:
         response["ETag"] = etag
-    control = _cache_control(
-        public, scale_settings.CACHE_S_MAXAGE, scale_settings.CACHE_STALE_WHILE_REVALIDATE
-    )
+    ages = (scale_settings.CACHE_S_MAXAGE, scale_settings.CACHE_STALE_WHILE_REVALIDATE)
     if response.has_header("Cache-Control"):
-        patch_cache_control(response, **control)
-    else:  # the common case, without parsing
-        response["Cache-Control"] = ", ".join(
-            key.replace("_", "-") if value is True else f"{key.replace('_', '-')}={value}"
-            for key, value in control.items()
-        )
+        patch_cache_control(response, **_cache_control(public, *ages))
+    else:  # the common case: a header built once
+        response["Cache-Control"] = _cache_control_header(public, *ages)
     vary = _PUBLIC_VARY if public else _PRIVATE_VARY
     if response.has_header("Vary"):
         patch_vary_headers(response, vary)
@@ -117,6 +112,14 @@ def _cache_control(public: bool, s_maxage: int, stale_while_revalidate: int) -> 
             "stale_while_revalidate": stale_while_revalidate,
         }
     return {"private": True, "no_cache": True}
+
+
+@functools.cache
+def _cache_control_header(public: bool, s_maxage: int, stale_while_revalidate: int) -> str:
+    return ", ".join(
+        key.replace("_", "-") if value is True else f"{key.replace('_', '-')}={value}"
+        for key, value in _cache_control(public, s_maxage, stale_while_revalidate).items()
+    )
 
 
 def not_modified(request: HttpRequest, etag: str, *, public: bool) -> HttpResponse | None:

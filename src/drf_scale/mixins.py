@@ -115,7 +115,7 @@ class FastReadMixin(_View):
         action = getattr(self, "action", None)
         if action not in READ_ACTIONS or not self.get_read_plan().compiled:
             return False
-        return action == "list" or not self.checks_objects()
+        return action == "list" or not checks_objects(self)
 
     def plan_queryset(self, queryset: QuerySet) -> QuerySet:
         """OptimizedQuerysetMixin's hook: compiled reads need no select or prefetch plan."""
@@ -160,12 +160,13 @@ class FastReadMixin(_View):
         context = self.get_serializer_context()
         return Response(plan.render([row], context, queryset.db)[0])
 
-    def checks_objects(self) -> bool:
-        """Whether a permission of the view checks objects, which needs model instances."""
-        return any(
-            type(permission).has_object_permission is not BasePermission.has_object_permission
-            for permission in self.get_permissions()
-        )
+
+def checks_objects(view: Any) -> bool:
+    """Whether a permission of the view checks objects, which needs model instances."""
+    return any(
+        type(permission).has_object_permission is not BasePermission.has_object_permission
+        for permission in view.get_permissions()
+    )
 
 
 def _names(ordering: Any) -> list[str]:

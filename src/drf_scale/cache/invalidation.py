@@ -16,6 +16,7 @@ Raw SQL is invisible: call ``invalidate(Model, pks)`` or ``invalidate_model(Mode
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import defaultdict
@@ -43,7 +44,7 @@ class Dependency:
     root: type[models.Model]
     path: str
 
-    @property
+    @functools.cached_property
     def last_hop(self) -> tuple[type[models.Model], Any] | None:
         """The model before the last hop of the path and the relation field of that hop."""
         if not self.path:
@@ -52,7 +53,7 @@ class Dependency:
         model = _model_at(self.root, head)
         return model, model._meta.get_field(name)
 
-    @property
+    @functools.cached_property
     def holds_pointer(self) -> bool:
         """Whether the row at the path holds the foreign key of its last hop (a review)."""
         hop = self.last_hop
@@ -210,10 +211,13 @@ def _post_delete(sender: type[models.Model], instance: models.Model, **kwargs: A
 
 def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any) -> None:
     """A link added or removed changes, for every path through it, the row it leaves from."""
-    if action not in ("post_add", "post_remove", "pre_clear"):
+    other = kwargs["model"]
+    if action not in ("post_add", "post_remove", "pre_clear") or not (
+        registry.dependencies(type(instance)) or registry.dependencies(other)
+    ):
         return
     reverse = kwargs["reverse"]
-    owner = kwargs["model"] if reverse else type(instance)
+    owner = other if reverse else type(instance)
     field = next(f for f in owner._meta.many_to_many if f.remote_field.through is sender)
     pks = kwargs.get("pk_set")
     if pks is None:  # clear: the links about to go

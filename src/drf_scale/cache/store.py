@@ -125,28 +125,34 @@ def _lease_field(field: str) -> str:
 
 
 # KEYS: epoch, generation, objects...; ARGV: field, token prefix, lease ms, new epoch, ttl s.
-# Per object: "<etag>|<json>" (hit), "!<token>" (lease taken) or "" (another lease is live).
+# Per object: "<etag>|<json>" (hit), "!<token>" (lease taken; "!" alone, with lease ms 0: a
+# peek, which takes none) or "" (another lease is live).
 _READ = """
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then epoch = ARGV[4]; redis.call('SET', KEYS[1], epoch) end
 local field = ARGV[1] .. ':' .. (redis.call('GET', KEYS[2]) or '0')
 local lease_field = 'lease:' .. field
 local prefix = epoch .. '|'
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local lease_ms = tonumber(ARGV[3])
+local now
 local out = {}
 for i = 3, #KEYS do
   local value = redis.call('HGET', KEYS[i], field)
   if value and string.sub(value, 1, #prefix) == prefix then
     out[i - 2] = string.sub(value, #prefix + 1)
+  elseif lease_ms == 0 then
+    out[i - 2] = '!'
   else
+    if not now then
+      local clock = redis.call('TIME')
+      now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+    end
     local lease = redis.call('HGET', KEYS[i], lease_field)
     local expires = lease and tonumber(string.match(lease, '(%d+)$'))
     if expires and expires > now then
       out[i - 2] = ''
     else
       local token = ARGV[2] .. ':' .. (i - 2)
-      local lease_ms = tonumber(ARGV[3])
       redis.call('HSET', KEYS[i], lease_field, token .. '|' .. epoch .. '|' .. (now + lease_ms))
       if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[5]) end
       out[i - 2] = '!' .. token
@@ -343,8 +349,9 @@ class RedisStore:
         prefix = scale_settings.CACHE_KEY_PREFIX
 
         def run() -> None:
-            for key in self.client.scan_iter(f"{prefix}:*", count=1000):
-                self.client.delete(key)
+            keys = list(self.client.scan_iter(f"{prefix}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                self.client.delete(*keys[start : start + 1000])
 
         self._call(run)
 
@@ -378,15 +385,18 @@ class LocalStore:
         with self.lock:
             field = self._field(label, field)
             for pk in pks:
-                fields = self.objects.setdefault(object_key(label, pk), {})
+                fields = self.objects.get(object_key(label, pk), {})
                 entry, lease = fields.get(field), fields.get(_lease_field(field))
                 if entry is not None and entry[1] > now:
                     out.append(entry[0])
+                elif lease_ms == 0:
+                    out.append(Lease(""))  # a peek takes no lease
                 elif lease is not None and lease[1] > now:
                     out.append(None)
                 else:
                     token = secrets.token_hex(8)
                     fields[_lease_field(field)] = (token, now + lease_ms / 1000)
+                    self.objects[object_key(label, pk)] = fields
                     out.append(Lease(token))
         return out
 
@@ -406,6 +416,8 @@ class LocalStore:
                 del fields[_lease_field(field)]
                 if entry is not None:
                     fields[field] = (entry, expires)
+                elif not fields:  # a released lease: keep no empty object (404s)
+                    del self.objects[object_key(label, pk)]
 
     def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
         with self.lock:

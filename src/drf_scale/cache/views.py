@@ -37,7 +37,7 @@ from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_
 from drf_scale.conditional import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.conf import scale_settings
 from drf_scale.fast import ReadPlan
-from drf_scale.mixins import FastReadMixin
+from drf_scale.mixins import checks_objects
 from drf_scale.renderers import ORJSONRenderer
 
 if TYPE_CHECKING:
@@ -212,12 +212,9 @@ class CachedViewMixin(_View):
 
     def get_representation_cache(self) -> RepresentationCache | None:
         scope = self.scope()
-        if scope is None or not scale_settings.CACHE_ENABLED or self.checks_objects():
+        if scope is None or not scale_settings.CACHE_ENABLED or checks_objects(self):
             return None
         return RepresentationCache(self.get_serializer_class(), scope)
-
-    def checks_objects(self) -> bool:  # FastReadMixin's, for views without it
-        return FastReadMixin.checks_objects(self)  # type: ignore[arg-type]
 
     def compact_json(self) -> bool:
         """Whether the response body is the stored JSON byte for byte (so ETags apply)."""
