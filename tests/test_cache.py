@@ -452,7 +452,8 @@ def test_hits_before_drf_need_the_public_scope():
 
 @pytest.mark.django_db
 def test_a_missing_id_leaves_nothing_in_the_store(client):
-    from drf_scale.cache.store import LocalStore, RedisStore, object_key
+    from drf_scale.cache.redis_store import RedisStore
+    from drf_scale.cache.store import LocalStore, object_key
 
     assert client.get("/api/products/424242/").status_code == 404
     store, key = get_store(), object_key("shop.product", 424242)

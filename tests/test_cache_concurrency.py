@@ -26,7 +26,8 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from drf_scale.cache.store import RedisStore, Unavailable, get_store
+from drf_scale.cache.redis_store import RedisStore
+from drf_scale.cache.store import Unavailable, get_store
 from shop.api_views import ProductViewSet
 from shop.models import Product
 from tests.factories import make_catalog, make_user

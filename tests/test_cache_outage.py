@@ -32,7 +32,8 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from drf_scale.cache.store import RedisStore, get_store, object_key
+from drf_scale.cache.redis_store import RedisStore
+from drf_scale.cache.store import get_store, object_key
 from shop.models import Product
 from tests.factories import make_catalog, make_user
 from tests.services import in_ci

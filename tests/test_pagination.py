@@ -194,6 +194,14 @@ def test_uuid_keys_nullable_datetimes_and_decimals_round_trip(db, client):
         assert len(seen) == len(events)
 
 
+def test_defaults_are_drfs_page_size_and_no_page_size_parameter(db, client, settings):
+    Event.objects.bulk_create(Event(amount=Decimal(i)) for i in range(30))
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "PAGE_SIZE": 5}
+    assert len(client.get("/events-default/?page_size=50").json()["results"]) == 5
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "PAGE_SIZE": None}
+    assert len(client.get("/events-default/").json()["results"]) == 20  # DEFAULT_PAGE_SIZE
+
+
 def test_response_shape_and_count_on_request(db, client):
     make_items([{"rank": 1, "score": SCORES[0], "created": TIMES[0]}] * 7)
     body = client.get("/items/").json()

@@ -31,6 +31,9 @@ __all__ = [
 class ProductPagination(KeysetPagination):
     """Cursor pages in the orderings of /naive/; ``?count=true`` adds a (maybe estimated) count."""
 
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
     ordering = DEFAULT_PRODUCT_ORDERING
     ordering_fields = PRODUCT_ORDERINGS
 

@@ -31,7 +31,6 @@ from inspect import Parameter, signature
 from typing import Any
 from urllib.parse import urlencode
 
-from celery import shared_task
 from django.core.cache import BaseCache, caches
 from django.db import transaction
 from django.db.models import Model, signals
@@ -42,6 +41,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from drf_scale.conf import scale_settings
+
+try:
+    from celery import shared_task
+except ImportError as missing:  # check drf_scale.E051 says the same at startup
+    raise ImportError('drf_scale.aggregates runs on Celery: pip install "drf-scale[celery]"') from (
+        missing
+    )
 
 logger = logging.getLogger(__name__)
 

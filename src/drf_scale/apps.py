@@ -1,8 +1,14 @@
-"""Django app configuration: wires query recording into every connection, registers checks."""
+"""Django app configuration: registers checks and connects signals; imports nothing else.
+
+``ready()`` neither imports the URLconf nor touches the database. What cached views embed is
+learnt when the process opens its first database connection (``drf_scale.cache.load_views``),
+before it can write anything.
+"""
+
+from importlib.util import find_spec
 
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
-from django.urls import get_resolver
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -11,12 +17,10 @@ class DrfScaleConfig(AppConfig):
     verbose_name = "drf-scale"
 
     def ready(self) -> None:
-        from drf_scale import checks, queries  # noqa: F401 - checks registers on import
+        from drf_scale import checks  # noqa: F401 - registers the system checks
         from drf_scale.cache import invalidation
 
-        connection_created.connect(queries.install_recorder, dispatch_uid="drf_scale.recorder")
-        autodiscover_modules("aggregates")  # each app's aggregates.py registers its aggregates
         invalidation.connect_signals()
-        # Cached views register what their representations embed when their class is defined:
-        # import the URLconf so every process (web, worker) knows them before its first write.
-        get_resolver().url_patterns  # noqa: B018
+        connection_created.connect(invalidation.load_views, dispatch_uid="drf_scale.views")
+        if find_spec("celery") is not None:  # the celery extra: each app's aggregates.py
+            autodiscover_modules("aggregates")

@@ -2,12 +2,15 @@
 
 import os
 from collections.abc import Iterator
+from importlib.util import find_spec
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.db.models import deletion
 from django.urls import URLResolver, get_resolver
 from rest_framework.serializers import (
     BaseSerializer,
@@ -24,6 +27,10 @@ from drf_scale.pagination import KeysetPagination, ordering_index, resolve_order
 from drf_scale.planner import OptimizedQuerysetMixin, plan_for
 
 PLANNED_ACTIONS = ("list", "retrieve")
+# Django 6.1's database-level on_delete; nothing on older versions.
+_DATABASE_ON_DELETE: tuple[type, ...] = tuple(
+    filter(None, [getattr(deletion, "DatabaseOnDelete", None)])
+)
 
 
 def _subclasses(cls: type) -> Iterator[type]:
@@ -47,7 +54,7 @@ def _serializer_classes(view_class: type) -> set[type]:
 @register("drf_scale")
 def check_query_plans(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W001: a serializer of an OptimizedQuerysetMixin view has fields the planner cannot see."""
-    get_resolver().url_patterns  # noqa: B018 - imports the views
+    _routed_view_classes()  # imports the views
     messages: list[CheckMessage] = []
     for view_class in sorted(set(_subclasses(OptimizedQuerysetMixin)), key=str):
         for serializer_class in sorted(_serializer_classes(view_class), key=str):
@@ -161,12 +168,19 @@ def check_pool_capacity(
 # Keyset pagination: every ordering a client may ask for should be an index scan (W010).
 
 
-def _routed_view_classes(patterns: list[Any]) -> Iterator[type]:
+def _view_classes(patterns: list[Any]) -> Iterator[type]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
-            yield from _routed_view_classes(pattern.url_patterns)
+            yield from _view_classes(pattern.url_patterns)
         elif (view_class := getattr(pattern.callback, "cls", None)) is not None:
             yield view_class
+
+
+def _routed_view_classes() -> set[type]:
+    """The class-based views of the URLconf; none in a project without ROOT_URLCONF."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return set()
+    return set(_view_classes(get_resolver().url_patterns))
 
 
 @register("drf_scale")
@@ -179,7 +193,7 @@ def check_keyset_indexes(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     opposite directions (PostgreSQL scans B-trees both ways).
     """
     messages: list[CheckMessage] = []
-    views = set(_routed_view_classes(get_resolver().url_patterns))
+    views = _routed_view_classes()
     for view_class in sorted(views, key=str):
         paginator_class = getattr(view_class, "pagination_class", None)
         queryset = getattr(view_class, "queryset", None)
@@ -246,7 +260,7 @@ def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     those of FastReadMixin views that render through DRF, naming the fields.
     """
     messages: list[CheckMessage] = []
-    views = set(_routed_view_classes(get_resolver().url_patterns))
+    views = _routed_view_classes()
     exposing: dict[type, type] = {}
     for view_class in sorted(views, key=str):
         for serializer_class in _view_serializers(view_class):
@@ -331,7 +345,7 @@ def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[C
                 id="drf_scale.E040",
             )
         )
-    for view_class in set(_routed_view_classes(get_resolver().url_patterns)):
+    for view_class in _routed_view_classes():
         if not issubclass(view_class, CachedViewMixin) or view_class.cache_scope != "public":
             continue
         for action in ("list", "retrieve"):
@@ -350,3 +364,83 @@ def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[C
                     )
                 )
     return messages
+
+
+def _deleted_by_the_database(model: type) -> list[Any]:
+    """Foreign keys of ``model`` whose on_delete the database runs (Django 6.1's DB_CASCADE,
+    DB_SET_NULL, DB_SET_DEFAULT): it changes or deletes ``model``'s rows without signals."""
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if field.many_to_one and isinstance(field.remote_field.on_delete, _DATABASE_ON_DELETE)
+    ]
+
+
+@register("drf_scale")
+def check_database_on_delete(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E041: cached representations embed rows the database deletes or changes without signals."""
+    from drf_scale.cache.invalidation import Dependency, registry
+
+    _routed_view_classes()  # cached views register what they embed when imported
+    messages: list[CheckMessage] = []
+    for model, dependencies in sorted(registry.by_model.items(), key=lambda item: str(item[0])):
+        for field in _deleted_by_the_database(model):
+            # Covered where the deleted row is embedded too: its own delete finds the roots.
+            target = registry.dependencies(field.related_model)
+            roots = sorted(
+                {
+                    d.root.__name__
+                    for d in dependencies
+                    if Dependency(d.root, "__".join(filter(None, [d.path, field.name])))
+                    not in target
+                }
+            )
+            if not roots:
+                continue
+            messages.append(
+                Error(
+                    f"{model.__name__}.{field.name} has on_delete={field.remote_field.on_delete}: "
+                    f"the database changes {model.__name__} rows without signals, and cached "
+                    f"representations of {', '.join(roots)} embed them, which would go stale.",
+                    hint="Use a Python-side on_delete (CASCADE, SET_NULL) on cached models.",
+                    obj=field,
+                    id="drf_scale.E041",
+                )
+            )
+    return messages
+
+
+# Optional backends: a setting or module that needs an extra which is not installed (E050/E051).
+
+
+def _extra_missing(module: str, extra: str, users: list[str], check_id: str) -> list[CheckMessage]:
+    if not users or find_spec(module) is not None:
+        return []
+    return [
+        Error(
+            f"{', '.join(users)} need{'s' if len(users) == 1 else ''} {module!r}, "
+            "which is not installed.",
+            hint=f'pip install "drf-scale[{extra}]"',
+            id=check_id,
+        )
+    ]
+
+
+@register("drf_scale")
+def check_extras(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E050: a Redis cache without the redis extra; E051: aggregates without the celery extra."""
+    redis_users = ["DRF_SCALE CACHE_URL"] if scale_settings.CACHE_URL else []
+    redis_users += [
+        f"CACHES[{alias!r}]"
+        for alias, config in getattr(settings, "CACHES", {}).items()
+        if "redis" in config.get("BACKEND", "").lower()
+    ]
+    celery_users = [
+        f"{config.name}.aggregates"
+        for config in apps.get_app_configs()
+        if config.name != "drf_scale" and find_spec(f"{config.name}.aggregates") is not None
+    ]
+    return [
+        *_extra_missing("redis", "redis", redis_users, "drf_scale.E050"),
+        *_extra_missing("celery", "celery", celery_users, "drf_scale.E051"),
+    ]

@@ -128,9 +128,11 @@ def resolve_ordering(model: type[models.Model], ordering: Iterable[str]) -> Orde
 
     The primary key is appended, in the direction of the last term, unless a
     unique non-null column already makes the ordering total (terms after it
-    are dropped: they can never decide).
+    are dropped: they can never decide), or, where Django has
+    ``QuerySet.totally_ordered`` (6.1), a unique set of non-null columns does.
     """
     opts = model._meta
+    ordering = tuple(ordering)
     terms: list[OrderingTerm] = []
     for item in ordering:
         name = item.removeprefix("-")
@@ -145,6 +147,8 @@ def resolve_ordering(model: type[models.Model], ordering: Iterable[str]) -> Orde
         terms.append(OrderingTerm(field, item.startswith("-")))
         if field.primary_key or (field.unique and not field.null):
             return tuple(terms)
+    if terms and getattr(model._base_manager.order_by(*ordering), "totally_ordered", False):
+        return tuple(terms)
     return (*terms, OrderingTerm(opts.pk, terms[-1].descending if terms else False))
 
 
@@ -227,6 +231,9 @@ class Cursor:
     reverse: bool
 
 
+DEFAULT_PAGE_SIZE = 20  # keyset pages when neither the paginator nor DRF sets a size
+
+
 class KeysetPagination(CountStrategyMixin, BasePagination):
     """Cursor pagination on a total ordering: no OFFSET, stable under writes.
 
@@ -238,8 +245,8 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
     is a 400 naming the parameter.
     """
 
-    page_size = 20
-    page_size_query_param: str | None = "page_size"
+    page_size: int | None = None  # None: DRF's PAGE_SIZE, else DEFAULT_PAGE_SIZE
+    page_size_query_param: str | None = None  # opt-in, as in DRF; bounded by max_page_size
     max_page_size = 100
     cursor_query_param = "cursor"
     ordering_param = api_settings.ORDERING_PARAM
@@ -267,9 +274,8 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
     # Hooks.
 
     def get_page_size(self, request: Request) -> int:
-        size = parse_query_int(
-            request, self.page_size_query_param, self.page_size, 1, self.max_page_size
-        )
+        default = self.page_size or api_settings.PAGE_SIZE or DEFAULT_PAGE_SIZE
+        size = parse_query_int(request, self.page_size_query_param, default, 1, self.max_page_size)
         assert size is not None
         return size
 

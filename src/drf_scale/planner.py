@@ -192,11 +192,14 @@ def _has_queryset(lookup: str | Prefetch) -> bool:
 
 
 def relation_of(model: type[models.Model], name: str) -> Any:
-    """The plannable relation ``name`` of ``model``: a concrete field or a reverse relation."""
+    """The plannable relation ``name`` of ``model``: a forward relation with a column or a
+    join table (foreign key, one-to-one, many-to-many), or a reverse relation."""
     found = model_attributes(model).get(name)
     if found is None or not found.is_relation or found.related_model is None:
         return None
-    return found if found.concrete or isinstance(found, models.ForeignObjectRel) else None
+    # Django 6.0 made ManyToManyField non-concrete: test for it by class, not by ``concrete``.
+    plannable = (models.ForeignObjectRel, models.ManyToManyField)
+    return found if found.concrete or isinstance(found, plannable) else None
 
 
 def is_many(relation: Any) -> bool:

@@ -1,6 +1,8 @@
 """Recording, fingerprinting and limiting the SQL queries run in a block of code.
 
-One execute_wrapper is installed on each connection when it opens. It records a query only
+One execute_wrapper is installed on each connection: when it opens (this module's
+``connection_created`` receiver), and on the current thread's connections when a recording
+starts, so it works with or without ``drf_scale`` in INSTALLED_APPS. It records a query only
 while a recorder is active in the current context (a ContextVar, so it follows sync and async
 code alike); otherwise it costs one lookup. ``record_queries()`` keeps SQL, parameters, duration
 and alias; ``capture_queries()`` also walks the stack of each query for its call site and the
@@ -26,7 +28,9 @@ from typing import Any, TypeVar
 
 import django
 import rest_framework
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 from rest_framework.fields import Field
 from rest_framework.relations import ManyRelatedField
 from rest_framework.serializers import ListSerializer, Serializer
@@ -230,12 +234,17 @@ def install_recorder(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any
         connection.execute_wrappers.append(_make_recorder(connection.alias))
 
 
+connection_created.connect(install_recorder, dispatch_uid="drf_scale.recorder")
+
+
 @contextmanager
 def record_queries(*, detail: bool = False) -> Iterator[QueryLog]:
     """Record every query run inside the block, on all aliases; nests freely.
 
     ``detail=True`` also records each query's call site and serializer field path.
     """
+    for alias in connections:  # this thread's connections, opened before this module or not
+        install_recorder(None, connections[alias])
     log = QueryLog(detail=detail)
     token = _active_logs.set((*_active_logs.get(), log))
     try:

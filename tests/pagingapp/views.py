@@ -24,6 +24,7 @@ class EventSerializer(serializers.ModelSerializer):
 
 class ItemKeyset(KeysetPagination):
     page_size = 5
+    page_size_query_param = "page_size"
     max_page_size = 50
 
 
@@ -42,12 +43,24 @@ class ItemList(generics.ListAPIView):
         return queryset
 
 
+class EventKeyset(KeysetPagination):
+    page_size_query_param = "page_size"
+
+
 class EventList(generics.ListAPIView):
     queryset = Event.objects.all()
     serializer_class = EventSerializer
-    pagination_class = KeysetPagination
+    pagination_class = EventKeyset
     ordering_fields = ["at", "amount"]
     ordering = ["-at"]
+
+
+class DefaultKeysetList(generics.ListAPIView):
+    """KeysetPagination as it comes: DRF's PAGE_SIZE, no page-size parameter."""
+
+    queryset = Event.objects.all()
+    serializer_class = EventSerializer
+    pagination_class = KeysetPagination
 
 
 class ItemPages(EstimatedCountPageNumberPagination):

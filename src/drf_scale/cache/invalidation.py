@@ -242,6 +242,36 @@ def _head(path: str) -> str:
     return path.rpartition("__")[0]
 
 
+_views_lock = threading.RLock()  # the importing thread may query, and so come back here
+_views = {"loaded": False, "loading": False}
+
+
+def load_views(*args: Any, **kwargs: Any) -> None:
+    """Import the URLconf once per process, so every cached view has registered what it embeds.
+
+    Connected to ``connection_created``: a process (web, Celery worker, management command)
+    opens a connection before its first write, and learns the dependencies then, not at
+    startup. Other threads wait until the import is done.
+    """
+    if _views["loaded"]:
+        return
+    with _views_lock:
+        if _views["loaded"] or _views["loading"]:
+            return
+        from django.conf import settings
+        from django.urls import get_resolver
+
+        _views["loading"] = True
+        try:
+            if getattr(settings, "ROOT_URLCONF", None):
+                get_resolver().url_patterns  # noqa: B018 - imports the views
+            _views["loaded"] = True
+        except Exception:  # a broken URLconf: its own error surfaces on the first request
+            logger.exception("drf-scale: the URLconf could not be imported")
+        finally:
+            _views["loading"] = False
+
+
 def connect_signals() -> None:
     """Called once from the app's ready(); delete receivers connect per registered model."""
     pre_save.connect(_pre_save, dispatch_uid=_UID)

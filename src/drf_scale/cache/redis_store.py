@@ -1,0 +1,270 @@
+"""The shared store: the protocol of ``drf_scale.cache.store`` in one Redis (the redis extra).
+
+Each operation is one round trip (a Lua script or a pipeline) with a bounded socket timeout,
+guarded by the circuit breaker. Imported only when CACHE_URL names a Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from drf_scale.cache.store import (
+    Breaker,
+    Entry,
+    Items,
+    Lookup,
+    Unavailable,
+    collection_key,
+    epoch_key,
+    generation_key,
+    lookup,
+    object_key,
+    run_key,
+    ttl,
+)
+from drf_scale.conf import scale_settings
+
+T = TypeVar("T")
+
+
+# KEYS: epoch, generation, objects...; ARGV: field, token prefix, lease ms, new epoch, ttl s.
+# Per object: "<etag>|<json>" (hit), "!<token>" (lease taken; "!" alone, with lease ms 0: a
+# peek, which takes none) or "" (another lease is live).
+_READ = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then epoch = ARGV[4]; redis.call('SET', KEYS[1], epoch) end
+local field = ARGV[1] .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+local lease_field = 'lease:' .. field
+local prefix = epoch .. '|'
+local lease_ms = tonumber(ARGV[3])
+local now
+local out = {}
+for i = 3, #KEYS do
+  local value = redis.call('HGET', KEYS[i], field)
+  if value and string.sub(value, 1, #prefix) == prefix then
+    out[i - 2] = string.sub(value, #prefix + 1)
+  elseif lease_ms == 0 then
+    out[i - 2] = '!'
+  else
+    if not now then
+      local clock = redis.call('TIME')
+      now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+    end
+    local lease = redis.call('HGET', KEYS[i], lease_field)
+    local expires = lease and tonumber(string.match(lease, '(%d+)$'))
+    if expires and expires > now then
+      out[i - 2] = ''
+    else
+      local token = ARGV[2] .. ':' .. (i - 2)
+      redis.call('HSET', KEYS[i], lease_field, token .. '|' .. epoch .. '|' .. (now + lease_ms))
+      if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+      out[i - 2] = '!' .. token
+    end
+  end
+end
+return out
+"""
+
+# KEYS: epoch, generation, objects...; ARGV: field, ttl s, then per object token and payload
+# ("" releases the lease). Stores only where the lease is still there, in the same epoch.
+_WRITE = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return 0 end
+local field = ARGV[1] .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+local lease_field = 'lease:' .. field
+local stored = 0
+for i = 3, #KEYS do
+  local token, payload = ARGV[2 * i - 3], ARGV[2 * i - 2]
+  local lease = redis.call('HGET', KEYS[i], lease_field)
+  local mine = token .. '|' .. epoch .. '|'
+  if lease and string.sub(lease, 1, #mine) == mine then
+    redis.call('HDEL', KEYS[i], lease_field)
+    if payload ~= '' then
+      redis.call('HSET', KEYS[i], field, epoch .. '|' .. payload)
+      redis.call('EXPIRE', KEYS[i], ARGV[2])
+      stored = stored + 1
+    end
+  end
+end
+return stored
+"""
+
+
+# KEYS: epoch, run; ARGV: this Redis's run_id, a new epoch. Renews the epoch after a restart.
+_RESTARTED = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+"""
+_RUN_ID = re.compile(rb"run_id:(\w+)")
+
+
+def _restart_check() -> tuple[Any, ...]:
+    """The EVAL of _RESTARTED, once INFO has given the run_id (appended by the caller)."""
+    return ("EVAL", _RESTARTED, 2, epoch_key(), run_key())
+
+
+def _run_id(info: Any) -> bytes:
+    found = _RUN_ID.search(info if isinstance(info, bytes) else str(info).encode())
+    return found.group(1) if found else b"unknown"
+
+
+def _on_connect(connection: Any) -> None:
+    """Before a new connection is used: a restarted Redis gets a new epoch."""
+    connection.on_connect()
+    connection.send_command("INFO", "server")
+    run_id = _run_id(connection.read_response())
+    connection.send_command(*_restart_check(), run_id, secrets.token_hex(8))
+    connection.read_response()
+
+
+async def _aon_connect(connection: Any) -> None:
+    """_on_connect for redis.asyncio connections."""
+    await connection.on_connect()
+    await connection.send_command("INFO", "server")
+    run_id = _run_id(await connection.read_response())
+    await connection.send_command(*_restart_check(), run_id, secrets.token_hex(8))
+    await connection.read_response()
+
+
+class RedisStore:
+    """The shared store: each operation is one round trip, guarded by the breaker."""
+
+    def __init__(self, url: str) -> None:
+        timeout = scale_settings.CACHE_SOCKET_TIMEOUT
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            redis_connect_func=_on_connect,
+        )
+        self.read_script = self.client.register_script(_READ)
+        self.write_script = self.client.register_script(_WRITE)
+        self.breaker = Breaker(
+            scale_settings.CACHE_BREAKER_FAILURES, scale_settings.CACHE_BREAKER_COOLDOWN
+        )
+        self.lock = threading.Lock()
+        self.renew_epoch = False  # an invalidation was lost, or the breaker opened
+        self.url = url
+        # redis.asyncio clients belong to the event loop that made them: one per loop.
+        self.async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        if not self.breaker.allows():
+            raise Unavailable("the circuit breaker is open")
+        try:
+            if self.renew_epoch:  # orphan what was stored before what may have been lost
+                self.renew_epoch = False  # first: a loss meanwhile sets it again
+                try:
+                    self.client.set(epoch_key(), secrets.token_hex(8))
+                except redis.RedisError:
+                    self.renew_epoch = True
+                    raise
+            result = operation()
+        except redis.RedisError as error:
+            self._failed()
+            raise Unavailable(str(error)) from error
+        self.breaker.succeeded()
+        return result
+
+    def _failed(self) -> None:
+        with self.lock:
+            self.breaker.failed()
+            if not self.breaker.allows():  # it opened: invalidations may have been lost
+                self.renew_epoch = True
+
+    def read(self, label: str, pks: Sequence[Any], field: str, lease_ms: int) -> list[Lookup]:
+        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
+        args = [field, secrets.token_hex(8), lease_ms, secrets.token_hex(8), ttl()]
+        values = self._call(lambda: self.read_script(keys=keys, args=args))
+        return [lookup(value) for value in values]
+
+    async def apeek(self, label: str, pks: Sequence[Any], field: str) -> list[Entry | None]:
+        """Entries only, through an async client on the running loop (async views' hits).
+
+        It takes no lease (one expiring at once): a miss is rebuilt by the sync path."""
+        if not self.breaker.allows() or self.renew_epoch:
+            raise Unavailable("the circuit breaker is open, or the epoch is to be renewed")
+        loop = asyncio.get_running_loop()
+        if loop not in self.async_scripts:
+            timeout = scale_settings.CACHE_SOCKET_TIMEOUT
+            client = redis.asyncio.Redis.from_url(
+                self.url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=None,
+                redis_connect_func=_aon_connect,
+            )
+            self.async_scripts[loop] = client.register_script(_READ)
+        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
+        args = [field, secrets.token_hex(8), 0, secrets.token_hex(8), ttl()]
+        try:
+            values = await self.async_scripts[loop](keys=keys, args=args)
+        except redis.RedisError as error:
+            self._failed()
+            raise Unavailable(str(error)) from error
+        self.breaker.succeeded()
+        return [found if isinstance(found := lookup(v), Entry) else None for v in values]
+
+    def write(self, label: str, field: str, items: Items) -> None:
+        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk, _, _ in items)]
+        args: list[Any] = [field, ttl()]
+        for _, lease, entry in items:
+            args += [lease.token, entry.pack() if entry else b""]
+        self._call(lambda: self.write_script(keys=keys, args=args))
+
+    def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
+        """Delete the objects' entries and leases; bump their lists' and ``models``' versions."""
+
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for label, pks in objects.items():
+                if pks:
+                    pipe.delete(*(object_key(label, pk) for pk in pks))
+                pipe.incr(collection_key(label))
+            for label in models:
+                pipe.incr(generation_key(label))
+                pipe.incr(collection_key(label))
+            pipe.execute()
+
+        try:
+            self._call(run)
+        except Unavailable:
+            self.renew_epoch = True
+            raise
+
+    def version(self, label: str) -> str:
+        """The epoch, generation and collection version of ``label``'s lists, in one string."""
+        keys = [epoch_key(), generation_key(label), collection_key(label)]
+
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(keys[0], secrets.token_hex(8), nx=True)
+            pipe.mget(keys)
+            return pipe.execute()[1]
+
+        return ":".join((value or b"0").decode() for value in self._call(run))
+
+    def clear(self) -> None:
+        """Delete every key under the prefix (tests, and after a manual database restore)."""
+        prefix = scale_settings.CACHE_KEY_PREFIX
+
+        def run() -> None:
+            keys = list(self.client.scan_iter(f"{prefix}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                self.client.delete(*keys[start : start + 1000])
+
+        self._call(run)
