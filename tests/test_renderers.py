@@ -1,5 +1,6 @@
 """ORJSONRenderer and ORJSONParser: DRF's JSON meaning, and DRF's errors."""
 
+import bz2
 import io
 import ipaddress
 import json
@@ -39,8 +40,13 @@ def test_renders_the_json_drf_renders(value):
     def fresh(value):  # generators are consumed by one render
         return {**value, "generator": (i for i in range(2))} if "generator" in value else value
 
+    try:
+        expected = JSONRenderer().render(fresh(value))
+    except TypeError:  # DRF 3.16 does not encode IP addresses: neither do we, then
+        with pytest.raises(TypeError):
+            ORJSONRenderer().render(fresh(value))
+        return
     rendered = ORJSONRenderer().render(fresh(value))
-    expected = JSONRenderer().render(fresh(value))
     assert json.loads(rendered) == json.loads(expected)
     assert b"\xe2\x80\xa8" not in rendered and b"\xe2\x80\xa9" not in rendered
 
@@ -143,6 +149,14 @@ def test_other_charsets_are_decoded_as_drf_decodes_them():
     assert parse(ORJSONParser(), body, "latin-1") == {"a": "é"}
     with pytest.raises(ParseError, match="Unsupported charset"):
         parse(ORJSONParser(), body, "no-such-charset")
+
+
+def test_a_compressing_charset_is_refused_before_it_inflates_the_body():
+    """bz2_codec would decompress a small body past DATA_UPLOAD_MAX_MEMORY_SIZE (any DRF)."""
+    bomb = bz2.compress(b'{"a": "' + b"x" * 10_000_000 + b'"}')
+    assert len(bomb) < 10_000
+    with pytest.raises(ParseError, match='Unsupported charset "bz2_codec"'):
+        parse(ORJSONParser(), bomb, "bz2_codec")
 
 
 def test_a_bad_body_is_a_400_on_the_api(staff_client, catalog):

@@ -1,3 +1,3 @@
 """drf-scale: keep Django REST Framework services fast under high traffic."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

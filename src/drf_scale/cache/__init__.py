@@ -4,7 +4,13 @@
 what a write makes stale, ``views`` serves detail and lists from it.
 """
 
-from drf_scale.cache.invalidation import CachedManager, CachedQuerySet, invalidate, invalidate_model
+from drf_scale.cache.invalidation import (
+    CachedManager,
+    CachedQuerySet,
+    invalidate,
+    invalidate_model,
+    load_views,
+)
 from drf_scale.cache.views import CachedListMixin, CachedRetrieveMixin
 
 __all__ = [
@@ -14,4 +20,5 @@ __all__ = [
     "CachedRetrieveMixin",
     "invalidate",
     "invalidate_model",
+    "load_views",
 ]
