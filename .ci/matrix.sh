@@ -36,8 +36,12 @@ for combination in "${COMBINATIONS[@]}"; do
   if [ ! -x "$env/bin/python" ]; then
     $UV venv --quiet --python "$(interpreter "$python")" "$env"
   fi
-  $UV pip install --quiet --python "$env/bin/python" -e ".[redis,celery]" \
-    --group test --group example --group bench "Django==$django.*" "djangorestframework==$drf.*"
+  # The locked versions of everything but Django and DRF, which the combination overrides.
+  $UV export --frozen --quiet --no-hashes --no-emit-project --all-groups --all-extras \
+    --output-file "$env/requirements.txt"
+  printf 'django==%s.*\ndjangorestframework==%s.*\n' "$django" "$drf" >"$env/overrides.txt"
+  $UV pip install --quiet --python "$env/bin/python" -r "$env/requirements.txt" \
+    --override "$env/overrides.txt" -e ".[redis,celery]"
   "$env/bin/python" -c "import django, rest_framework, sys; print('versions:', \
 sys.version.split()[0], django.get_version(), rest_framework.__version__)"
   passes=(sqlite)

@@ -3,14 +3,14 @@
 import os
 from collections.abc import Iterator
 from importlib.util import find_spec
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import deletion
+from django.db.models import Model, deletion
 from django.urls import URLResolver, get_resolver
 from rest_framework.serializers import (
     BaseSerializer,
@@ -26,6 +26,8 @@ from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination, ordering_index, resolve_ordering
 from drf_scale.planner import OptimizedQuerysetMixin, plan_for
 
+T = TypeVar("T")
+
 PLANNED_ACTIONS = ("list", "retrieve")
 # Django 6.1's database-level on_delete; nothing on older versions.
 _DATABASE_ON_DELETE: tuple[type, ...] = tuple(
@@ -33,7 +35,7 @@ _DATABASE_ON_DELETE: tuple[type, ...] = tuple(
 )
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[T]) -> Iterator[type[T]]:
     for subclass in cls.__subclasses__():
         yield subclass
         yield from _subclasses(subclass)
@@ -242,7 +244,7 @@ def _declared_serializers(serializer_class: type) -> Iterator[type]:
 
 def _view_serializers(view_class: type) -> set[type]:
     """The serializer classes a routed view names: for reads, writes and per action."""
-    found = _serializer_classes(view_class)
+    found: set[Any] = _serializer_classes(view_class)  # any attribute value, filtered below
     for name in ("serializer_class", "read_serializer_class", "write_serializer_class"):
         found.add(getattr(view_class, name, None))
     for name in ("read_serializer_classes", "write_serializer_classes"):
@@ -366,13 +368,15 @@ def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[C
     return messages
 
 
-def _deleted_by_the_database(model: type) -> list[Any]:
+def _deleted_by_the_database(model: type[Model]) -> list[Any]:
     """Foreign keys of ``model`` whose on_delete the database runs (Django 6.1's DB_CASCADE,
     DB_SET_NULL, DB_SET_DEFAULT): it changes or deletes ``model``'s rows without signals."""
     return [
         field
         for field in model._meta.concrete_fields
-        if field.many_to_one and isinstance(field.remote_field.on_delete, _DATABASE_ON_DELETE)
+        if field.many_to_one
+        and field.remote_field is not None  # always, on a foreign key
+        and isinstance(field.remote_field.on_delete, _DATABASE_ON_DELETE)
     ]
 
 

@@ -24,7 +24,7 @@
 Each entry carries its mode under ``DRF_SCALE_MODE`` for the system checks.
 """
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.apps import apps
@@ -124,12 +124,20 @@ def pool_max_size(config: dict[str, Any]) -> int | None:
     return pool.get("max_size") or pool.get("min_size", PSYCOPG_POOL_MIN_SIZE)
 
 
+if TYPE_CHECKING:
+
+    class _PooledConnection(Protocol):
+        """A backend that pools (PostgreSQL, Oracle): only theirs take OPTIONS["pool"]."""
+
+        def close_pool(self) -> None: ...
+
+
 def close_inherited_connections() -> None:
     """Close the connections and pools of this process, e.g. those a fork inherited."""
     connections.close_all()
     for conn in connections.all():
         if pool_max_size(conn.settings_dict):
-            conn.close_pool()
+            cast("_PooledConnection", conn).close_pool()
 
 
 def post_fork(server: Any, worker: Any) -> None:

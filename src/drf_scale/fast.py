@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 
 import orjson
 from django.core.exceptions import FieldError, ObjectDoesNotExist
@@ -32,15 +32,12 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.db.models import F, Prefetch
 from django.db.models.constants import LOOKUP_SEP
-from django.db.models.fields.related_descriptors import (
-    ForeignKeyDeferredAttribute,
-    _filter_prefetch_queryset,
-)
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query import QuerySet
 from django.db.models.query_utils import DeferredAttribute
-from rest_framework import fields, relations
+from rest_framework import ISO_8601, fields, relations
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
-from rest_framework.settings import ISO_8601, api_settings
+from rest_framework.settings import api_settings
 
 from drf_scale.conf import scale_settings
 from drf_scale.planner import (
@@ -53,10 +50,19 @@ from drf_scale.planner import (
     requires,
 )
 
+if TYPE_CHECKING:
+    # Django's private prefetch filter, absent from django-stubs.
+    def _filter_prefetch_queryset(
+        queryset: QuerySet, field_name: str, instances: list[Any]
+    ) -> QuerySet: ...
+else:
+    from django.db.models.fields.related_descriptors import _filter_prefetch_queryset
+
 logger = logging.getLogger("drf_scale.fast")
 
 Converter = Callable[[Any], Any]
 Row = dict[str, Any]
+FieldT = TypeVar("FieldT")
 
 _BATCH = "_drf_scale_batch"
 _PARENT = "_drf_scale_parent"  # the values() alias of a to-many row's parent key
@@ -105,7 +111,8 @@ def _read(instance: Any, path: str) -> Any:
                 return None
     except ObjectDoesNotExist:
         return None
-    found = model_attributes(type(instance)).get(last)
+    # mypy#11470: type objects are Hashable, as functools.cache requires
+    found = model_attributes(type(instance)).get(last)  # type: ignore[arg-type]
     return getattr(instance, found.attname if found is not None and found.concrete else last)
 
 
@@ -306,7 +313,8 @@ class _Child:
         keys.discard(None)
         if not keys:
             return {}
-        queryset = self.base.using(self.base._db or using)
+        # _db: the alias the queryset was bound to, private and absent from django-stubs
+        queryset = self.base.using(self.base._db or using)  # type: ignore[attr-defined]
         queryset = QueryPlan(annotations=self.query.annotations).apply(queryset)
         queryset = queryset.values(*self.query.columns, **{_PARENT: F(self.back)})
         # Django's prefetch filter, in place: a sliced queryset gets a window per parent.
@@ -435,7 +443,7 @@ def _defined_outside_drf(obj: Any, name: str) -> bool:
     return False
 
 
-def _drf_field(obj: Any, kind: type) -> bool:
+def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     """An instance of ``kind`` that represents values as DRF's class does."""
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
 
@@ -477,9 +485,12 @@ class _Compiler:
             for lookup in hint.prefetch:
                 if isinstance(lookup, Prefetch):
                     declared[lookup.to_attr or lookup.prefetch_through] = lookup
+        # Only a Serializer has fields: anything else raises AttributeError here, as it always
+        # did, and compile_read_plan falls back to DRF.
+        serializer_fields = cast("Serializer[Any]", serializer).fields
         items = [
             self.field(serializer_field, scope, declared, f"{where}.{name}")
-            for name, serializer_field in serializer.fields.items()
+            for name, serializer_field in serializer_fields.items()
             if not serializer_field.write_only
         ]
         return "{" + ", ".join(items) + "}"
@@ -510,6 +521,7 @@ class _Compiler:
         if inner.present == scope.present:
             return f"{key}: {code}"
         # A null relation inside a dotted source: DRF's get_attribute() meets an AttributeError.
+        assert inner.present is not None  # joins only set a column: it differs from scope's
         present = scope.query.read(inner.present)
         if f.default is not fields.empty:
             return f"{key}: {self.fail(where, 'a default on a source through a null relation')}"
@@ -573,6 +585,7 @@ class _Compiler:
             code = self.serializer(f, inner, where)
             if inner.present == scope.present:
                 return code
+            assert inner.present is not None  # join() only sets a column: it differs from scope's
             return f"({code} if {query.read(inner.present)} is not None else None)"
         if _drf_field(f, relations.PrimaryKeyRelatedField):
             # DRF reads the foreign key's raw value, or the reverse one-to-one row's key.
@@ -606,6 +619,7 @@ class _Compiler:
         if _defined_outside_drf(f, "to_representation"):
             return self.fail(where, f"{type(f).__name__} overrides to_representation()")
         if isinstance(f, ListSerializer):
+            assert f.child is not None  # ListSerializer.__init__ asserts it too
             item: fields.Field = f.child
         elif isinstance(f, relations.ManyRelatedField):
             item = f.child_relation
@@ -733,10 +747,15 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     compiler = _Compiler()
     root = _Query()
     try:
-        listing = serializer_class(many=True, context=_CurrentContext())
+        # many=True builds the list serializer around a serializer_class() child (the stubs
+        # type it as serializer_class).
+        listing = cast(
+            "ListSerializer[Any]", serializer_class(many=True, context=_CurrentContext())
+        )
         if _defined_outside_drf(listing, "to_representation"):
             compiler.fail(name, f"{type(listing).__name__} overrides to_representation()")
         else:
+            assert isinstance(listing.child, BaseSerializer)  # many_init: serializer_class()
             code = compiler.serializer(listing.child, _Scope(root, model), name)
             if not compiler.reasons:
                 root.compile(code, name)

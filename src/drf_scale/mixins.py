@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 else:
     _View = object
 
-READ_ACTIONS = ("list", "retrieve")
-WRITE_ACTIONS = ("create", "update", "partial_update")
+READ_ACTIONS: tuple[str, ...] = ("list", "retrieve")
+WRITE_ACTIONS: tuple[str, ...] = ("create", "update", "partial_update")
 
 
 class ReadWriteSerializerMixin(_View):
@@ -50,12 +50,12 @@ class ReadWriteSerializerMixin(_View):
     write_serializer_classes: Mapping[str, type[BaseSerializer]] = {}
 
     def get_serializer_class(self) -> type[BaseSerializer]:
-        action = getattr(self, "action", None)
+        action: str | None = getattr(self, "action", None)
         if getattr(self.request, "method", "GET") in SAFE_METHODS:
-            chosen = self.read_serializer_classes.get(action)
+            chosen = self.read_serializer_classes.get(action) if action is not None else None
             default, actions = self.read_serializer_class, READ_ACTIONS
         else:
-            chosen = self.write_serializer_classes.get(action)
+            chosen = self.write_serializer_classes.get(action) if action is not None else None
             default, actions = self.write_serializer_class, WRITE_ACTIONS
         if chosen is None and action in (None, "metadata", *actions):  # OPTIONS describes both
             chosen = default
@@ -64,8 +64,9 @@ class ReadWriteSerializerMixin(_View):
     def get_read_serializer_class(self) -> type[BaseSerializer] | None:
         """The serializer a write's response is rendered with; None: the write serializer's."""
         classes = self.read_serializer_classes
-        action = getattr(self, "action", None)
-        return classes.get(action) or classes.get("retrieve") or self.read_serializer_class
+        action: str | None = getattr(self, "action", None)
+        chosen = classes.get(action) if action is not None else None
+        return chosen or classes.get("retrieve") or self.read_serializer_class
 
     def get_read_data(self, serializer: BaseSerializer) -> Any:
         """The representation of the object ``serializer`` saved, as a GET would render it."""
@@ -75,7 +76,8 @@ class ReadWriteSerializerMixin(_View):
             return serializer.data
         context = self.get_serializer_context()
         queryset = self.get_queryset().filter(pk=instance.pk)
-        rows = compile_read_plan(read_class).execute(queryset, context)
+        # mypy#11470: classes are Hashable, as functools.cache requires
+        rows = compile_read_plan(read_class).execute(queryset, context)  # type: ignore[arg-type]
         return rows[0] if rows else read_class(instance, context=context).data
 
     def refetch_saved(self, serializer: BaseSerializer) -> None:
@@ -108,7 +110,8 @@ class FastReadMixin(_View):
     """
 
     def get_read_plan(self) -> ReadPlan:
-        return compile_read_plan(self.get_serializer_class())
+        # mypy#11470: classes are Hashable, as functools.cache requires
+        return compile_read_plan(self.get_serializer_class())  # type: ignore[arg-type]
 
     def reads_compiled(self) -> bool:
         """Whether this request is a list or retrieve that its compiled plan serves."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import reduce
 from operator import or_
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
@@ -47,6 +47,9 @@ from rest_framework.utils.urls import replace_query_param
 from drf_scale.conf import scale_settings
 from drf_scale.counting import CountResult, CountStrategy
 
+if TYPE_CHECKING:
+    from django.db.models.options import Options
+
 CURSOR_VERSION = 1
 
 
@@ -54,7 +57,9 @@ def parse_query_int(
     request: Request, param: str | None, default: int | None, minimum: int, maximum: int | None
 ) -> int | None:
     """The integer query parameter ``param``, or ``default`` when absent; a 400 when invalid."""
-    raw = request.query_params.get(param) if param else None
+    if not param:
+        return default
+    raw = request.query_params.get(param)
     if raw is None:
         return default
     value = int(raw) if re.fullmatch(r"[0-9]{1,18}", raw) else None
@@ -144,6 +149,7 @@ def resolve_ordering(model: type[models.Model], ordering: Iterable[str]) -> Orde
             raise ImproperlyConfigured(
                 f"Keyset ordering {item!r}: {opts.label} has no concrete field {name!r}."
             )
+        assert isinstance(field, models.Field)  # concrete: not a ForeignObjectRel
         terms.append(OrderingTerm(field, item.startswith("-")))
         if field.primary_key or (field.unique and not field.null):
             return tuple(terms)
@@ -415,7 +421,8 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
             page = page.filter(keyset_filter(ordering, self.cursor.position, row_comparison))
         return page[: self.current_page_size + 1]
 
-    def paginate_queryset(
+    # Keyset pages need a QuerySet to order and filter, as DRF's CursorPagination does.
+    def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Any]:
         rows = list(self.get_page_queryset(queryset, request, view))
@@ -517,24 +524,31 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
 def model_indexes(model: type[models.Model]) -> list[tuple[tuple[str, bool], ...]]:
     """The B-tree column lists of ``model``'s table as ``(attname, descending)`` tuples."""
     opts = model._meta
-    found = [
+    found: list[tuple[tuple[str, bool], ...]] = [
         ((field.attname, False),)
         for field in opts.local_concrete_fields
-        if field.primary_key or field.unique or field.db_index
+        # db_index: set by Field.__init__, missing from django-stubs
+        if field.primary_key or field.unique or field.db_index  # type: ignore[attr-defined]
     ]
     for index in opts.indexes:
         # B-trees only (Index, BTreeIndex); partial indexes serve only their condition.
         if index.fields and index.condition is None and index.suffix in ("idx", "btree"):
             columns = [(f.removeprefix("-"), f.startswith("-")) for f in index.fields]
-            found.append(tuple((opts.get_field(name).attname, desc) for name, desc in columns))
-    unique_sets = [*opts.unique_together]
+            found.append(tuple((_attname(opts, name), desc) for name, desc in columns))
+    unique_sets: list[Sequence[str]] = [*opts.unique_together]
     unique_sets += [
         c.fields
         for c in opts.constraints
         if isinstance(c, UniqueConstraint) and c.fields and c.condition is None
     ]
-    found += [tuple((opts.get_field(f).attname, False) for f in fields) for fields in unique_sets]
+    found += [tuple((_attname(opts, f), False) for f in fields) for fields in unique_sets]
     return found
+
+
+def _attname(opts: "Options[Any]", name: str) -> str:
+    field = opts.get_field(name)
+    assert isinstance(field, models.Field)  # indexes and constraints name forward fields
+    return field.attname
 
 
 def ordering_index(model: type[models.Model], ordering: Ordering) -> tuple[tuple[str, bool], ...]:
@@ -572,7 +586,7 @@ class CountedPaginator(DjangoPaginator):
         self.counted = counted
 
     @property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         return self.counted.value
 
     def validate_number(self, number: Any) -> int:
@@ -629,7 +643,7 @@ class EstimatedCountPageNumberPagination(CountStrategyMixin, OffsetCapMixin, Pag
         )
 
     def paginate_queryset(
-        self, queryset: QuerySet[Any], request: Request, view: Any = None
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
     ) -> list[Any] | None:
         self.request = request
         page_size = self.get_page_size(request)
@@ -651,7 +665,10 @@ class EstimatedCountPageNumberPagination(CountStrategyMixin, OffsetCapMixin, Pag
         return list(self.page)
 
     def get_paginated_response(self, data: Any) -> Response:
-        counted = self.page.paginator.counted
+        assert self.page is not None  # set by paginate_queryset
+        paginator = self.page.paginator
+        assert isinstance(paginator, CountedPaginator)  # the paginator of the page served
+        counted = paginator.counted
         return Response(
             {
                 "count": counted.value,
@@ -689,7 +706,7 @@ class EstimatedCountLimitOffsetPagination(
         return offset
 
     def paginate_queryset(
-        self, queryset: QuerySet[Any], request: Request, view: Any = None
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
     ) -> list[Any] | None:
         self.request = request
         self.limit = self.get_limit(request)
@@ -706,6 +723,8 @@ class EstimatedCountLimitOffsetPagination(
     def get_next_link(self) -> str | None:
         if not self.has_next:
             return None
+        # All set by paginate_queryset, with a limit, before has_next.
+        assert self.request is not None and self.limit is not None and self.offset is not None
         url = replace_query_param(
             self.request.build_absolute_uri(), self.limit_query_param, self.limit
         )

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import models
 from django.db.models import Prefetch
@@ -33,7 +33,7 @@ from rest_framework.relations import (
     RelatedField,
     SlugRelatedField,
 )
-from rest_framework.serializers import BaseSerializer, ListSerializer
+from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
 
 logger = logging.getLogger("drf_scale.planner")
 
@@ -134,7 +134,10 @@ class QueryPlan:
             if ordered and not queryset.ordered:  # GROUP BY drops Meta.ordering: keep it
                 queryset = queryset.order_by(*queryset.model._meta.ordering)
         if self.prefetch:
-            lookups = merge_lookups(queryset._prefetch_related_lookups, self.prefetch)
+            # _prefetch_related_lookups: private QuerySet state, absent from django-stubs
+            declared: Sequence[str | Prefetch]
+            declared = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
+            lookups = merge_lookups(declared, self.prefetch)
             queryset = queryset.prefetch_related(None).prefetch_related(*lookups)
         if self.only is not None and queryset.query.deferred_loading == (frozenset(), True):
             queryset = queryset.only(*self.only)
@@ -168,6 +171,7 @@ def merge_lookups(
         if mine is not None and not _has_queryset(lookup):
             continue
         if isinstance(mine, PlannedPrefetch) and isinstance(lookup, Prefetch):
+            assert lookup.queryset is not None  # mine is set: _has_queryset(lookup) held
             lookup = Prefetch(
                 lookup.prefetch_through,
                 queryset=mine.plan.apply(lookup.queryset),
@@ -294,7 +298,10 @@ class _Walk:
     def serializer(self, serializer: BaseSerializer, node: _Node, where: str) -> None:
         for hint in class_hints(serializer):
             self.hint(hint, node, where, code_reads=False)
-        for name, serializer_field in serializer.fields.items():
+        # Only a Serializer has fields: anything else raises AttributeError here, as it always
+        # did, and plan_for leaves it unplanned.
+        serializer_fields = cast("Serializer[Any]", serializer).fields
+        for name, serializer_field in serializer_fields.items():
             if not serializer_field.write_only:
                 self.field(serializer_field, node, f"{where}.{name}")
 
@@ -360,6 +367,7 @@ class _Walk:
     def related(self, serializer_field: Field, edge: _Edge, where: str) -> None:
         """What rendering ``serializer_field`` reads from each related row of ``edge``."""
         if isinstance(serializer_field, ListSerializer):
+            assert serializer_field.child is not None  # ListSerializer.__init__ asserts it too
             serializer_field, where = serializer_field.child, f"{where}[]"
         elif isinstance(serializer_field, ManyRelatedField):
             serializer_field, where = serializer_field.child_relation, f"{where}[]"
@@ -522,7 +530,8 @@ def optimize(
     model = _model_of(serializer_class)
     if model is None or not issubclass(queryset.model, model):
         return queryset
-    return plan_for(serializer_class, only=only).apply(queryset)
+    # mypy#11470: classes are Hashable, as functools.cache requires
+    return plan_for(serializer_class, only=only).apply(queryset)  # type: ignore[arg-type]
 
 
 class OptimizedQuerysetMixin:

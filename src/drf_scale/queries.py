@@ -307,10 +307,10 @@ class query_budget(ContextDecorator):
     def _recreate_cm(self) -> query_budget:
         return type(self)(self.limit)
 
-    def __call__(self, function: Function) -> Function:  # type: ignore[override]
+    def __call__(self, function: Function) -> Function:
         wrapped = super().__call__(function)
         wrapped.query_budget = self.limit  # type: ignore[attr-defined]
-        return wrapped  # type: ignore[return-value]
+        return wrapped
 
     def __enter__(self) -> QueryLog:
         self._recording = capture_queries()

@@ -74,7 +74,9 @@ class Dependency:
 def _model_at(root: type[models.Model], names: Sequence[str]) -> type[models.Model]:
     model = root
     for name in names:
-        model = model._meta.get_field(name).related_model
+        related = model._meta.get_field(name).related_model
+        assert related is not None  # the names are relations
+        model = related
     return model
 
 
@@ -97,13 +99,16 @@ class Registry:
                 names = path.split("__") if path else []
                 for depth in range(len(names) + 1):
                     model = _model_at(root, names[:depth])._meta.concrete_model
+                    assert model is not None  # ModelBase sets it on every model class
                     self.by_model[model].add(Dependency(root, "__".join(names[:depth])))
                     # Per model: a delete receiver for every model would end fast deletes.
                     pre_delete.connect(_pre_delete, sender=model, dispatch_uid=_UID)
                     post_delete.connect(_post_delete, sender=model, dispatch_uid=_UID)
 
     def dependencies(self, model: type[models.Model]) -> set[Dependency]:
-        return self.by_model.get(model._meta.concrete_model, set())
+        concrete = model._meta.concrete_model
+        assert concrete is not None  # ModelBase sets it on every model class
+        return self.by_model.get(concrete, set())
 
 
 def _plan_paths(plan: QueryPlan, prefix: str = "") -> Iterable[str]:
@@ -310,11 +315,13 @@ class CachedQuerySet(models.QuerySet):
         changed(self.model, [obj.pk for obj in created])
         return created
 
-    def bulk_update(self, objs: Iterable[models.Model], fields: Sequence[str], **kw: Any) -> int:
+    def bulk_update(
+        self, objs: Iterable[models.Model], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
         objs = list(objs)
         pks = [obj.pk for obj in objs]
         before = roots_of(self.model, pks, holders_only=True)
-        count = super().bulk_update(objs, fields, **kw)
+        count = super().bulk_update(objs, fields, batch_size=batch_size)
         changed(self.model, pks, before)
         return count
 

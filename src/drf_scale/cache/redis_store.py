@@ -188,7 +188,7 @@ class RedisStore:
 
     def read(self, label: str, pks: Sequence[Any], field: str, lease_ms: int) -> list[Lookup]:
         keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
-        args = [field, secrets.token_hex(8), lease_ms, secrets.token_hex(8), ttl()]
+        args: list[str | int] = [field, secrets.token_hex(8), lease_ms, secrets.token_hex(8), ttl()]
         values = self._call(lambda: self.read_script(keys=keys, args=args))
         return [lookup(value) for value in values]
 

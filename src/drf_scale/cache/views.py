@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -77,7 +77,8 @@ class RepresentationCache:
 
     def __init__(self, serializer_class: type[BaseSerializer], scope: str) -> None:
         self.label = serializer_class.Meta.model._meta.label_lower  # type: ignore[attr-defined]
-        self.field = f"{namespace(serializer_class)}:{scope}"
+        # mypy#11470: classes are Hashable, as functools.cache requires
+        self.field = f"{namespace(serializer_class)}:{scope}"  # type: ignore[arg-type]
         self.store = get_store()
 
     def lookup(self, pks: Sequence[Any]) -> list[Lookup]:
@@ -268,12 +269,13 @@ class CachedRetrieveMixin(CachedViewMixin):
         if cls.cache_hits_before_drf and cls.cache_scope != "public":
             raise ValueError(f"{cls.__name__}: cache_hits_before_drf needs cache_scope 'public'")
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         early = self.early_hit(request, kwargs) if self.cache_hits_before_drf else None
         return early if early is not None else super().dispatch(request, *args, **kwargs)
 
     def early_hit(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponse | None:
         """The cached representation, if this bare JSON GET or HEAD of a detail has one."""
+        assert request.method is not None  # set on every request a handler dispatches
         action = getattr(self, "action_map", {}).get(request.method.lower())
         if (
             action != "retrieve"
@@ -298,7 +300,8 @@ class CachedRetrieveMixin(CachedViewMixin):
 
     def cached_pk(self) -> Any:
         """The primary key the URL names, normalized; None when the lookup is not the pk."""
-        queryset = self.queryset if self.queryset is not None else self.get_queryset()
+        # django-stubs give managers a __get__ (they have none): it would apply to self here.
+        queryset = self.queryset if self.queryset is not None else self.get_queryset()  # type: ignore[arg-type]
         pk_field = queryset.model._meta.pk
         if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
             return None
@@ -307,7 +310,9 @@ class CachedRetrieveMixin(CachedViewMixin):
         except ValidationError:
             return None
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # Cached bytes and 304s are plain HttpResponses, which DRF handlers may return (the stubs
+    # type DRF's own retrieve).
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
         cache = self.get_representation_cache()
         # Query parameters may filter the object out (404): only a bare URL is served cached.
         bare = not set(request.query_params) - {api_settings.URL_FORMAT_OVERRIDE}
@@ -328,7 +333,7 @@ class CachedRetrieveMixin(CachedViewMixin):
         response = self.not_modified(entry.etag, state) or self.body_response(entry.body)
         return self.cache_headers(response, entry.etag, state)
 
-    def respond(self, response: Response, state: str) -> Response:
+    def respond(self, response: Response, state: str) -> HttpResponse:
         """An uncached response: with its ETag (and a 304) all the same."""
         if response.status_code != 200:
             return response
@@ -344,7 +349,9 @@ class CachedListMixin(CachedViewMixin):
 
     cached_actions = ("list",)
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # Cached bytes and 304s are plain HttpResponses, which DRF handlers may return (the stubs
+    # type DRF's own list).
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
         cache = self.get_representation_cache()
         if cache is None or not self.reads_compiled():  # type: ignore[attr-defined]
             return super().list(request, *args, **kwargs)

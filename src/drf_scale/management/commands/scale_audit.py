@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -30,6 +30,9 @@ from drf_scale.middleware import view_query_budget
 from drf_scale.mixins import FastReadMixin
 from drf_scale.planner import OptimizedQuerysetMixin, plan_for
 from drf_scale.queries import QueryGroup, QueryLog, capture_queries, growth
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 
 AUDITED_ACTIONS = ("list", "retrieve")
 
@@ -128,12 +131,15 @@ class Auditor:
     def view_for(self, route: Route) -> GenericAPIView:
         """The view instance a request to ``route`` would get, for its queryset and classes."""
         callback = route.callback
-        view = callback.cls(**getattr(callback, "initkwargs", {}))
-        view.action_map = getattr(callback, "actions", {})
+        # as_view() sets cls on the view function it returns: _action_of checked it.
+        view_class: type[GenericAPIView] = callback.cls  # type: ignore[attr-defined]
+        view = view_class(**getattr(callback, "initkwargs", {}))
+        # action_map and action: ViewSetMixin's, set on any view as a viewset's as_view() does.
+        view.action_map = getattr(callback, "actions", {})  # type: ignore[attr-defined]
         view.args, view.kwargs, view.format_kwarg = (), {}, None
         view.request = view.initialize_request(RequestFactory().get(route.path))
         view.request.user = self.user or AnonymousUser()
-        view.action = route.action
+        view.action = route.action  # type: ignore[attr-defined]
         return view
 
     def audit(self, route: Route) -> RouteReport:
@@ -163,13 +169,15 @@ class Auditor:
         if logs:
             report.findings += self.judge(logs, report.budget)
         if isinstance(view, OptimizedQuerysetMixin):
-            unplanned = list(plan_for(view.get_serializer_class()).unplanned)
+            # mypy#11470: classes are Hashable, as functools.cache requires
+            unplanned = list(plan_for(view.get_serializer_class()).unplanned)  # type: ignore[arg-type]
             if unplanned:
                 report.findings.append(
                     Finding("plan incomplete", "fields the planner cannot see", unplanned)
                 )
         if isinstance(view, FastReadMixin):
-            fallback = list(compile_read_plan(view.get_serializer_class()).fallback_reasons)
+            # mypy#11470: classes are Hashable, as functools.cache requires
+            fallback = list(compile_read_plan(view.get_serializer_class()).fallback_reasons)  # type: ignore[arg-type]
             if fallback:
                 report.findings.append(
                     Finding("slow path", "renders through DRF, not its compiled plan", fallback)
@@ -179,7 +187,7 @@ class Auditor:
     def call(self, report: RouteReport, view: GenericAPIView) -> list[QueryLog]:
         """Request the route at each page size; an HTTP error is a finding."""
         paginator = view.paginator
-        size_param = getattr(paginator, "page_size_query_param", None) or getattr(
+        size_param: str | None = getattr(paginator, "page_size_query_param", None) or getattr(
             paginator, "limit_query_param", None
         )
         sizes: list[int | None] = list(self.sizes)
@@ -187,7 +195,8 @@ class Auditor:
             sizes = [None]
         logs = []
         for size in sizes:
-            query = {size_param: size} if size is not None else {}
+            # sizes is [None] without a size parameter
+            query = {size_param: size} if size is not None and size_param is not None else {}
             with capture_queries() as log:
                 response = self.client.get(report.route, query, HTTP_ACCEPT="application/json")
             if response.status_code != 200:
@@ -251,7 +260,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         user = None
         if options["user"]:
-            users = get_user_model()._default_manager
+            # The user model's default manager has get_by_natural_key, as ModelBackend needs
+            # (django-stubs type it as a plain Manager).
+            users = cast("BaseUserManager[AbstractBaseUser]", get_user_model()._default_manager)
             try:
                 user = users.get_by_natural_key(options["user"])
             except users.model.DoesNotExist as exc:
