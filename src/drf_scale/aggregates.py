@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.cache import BaseCache, caches
-from django.db import transaction
 from django.db.models import Model, signals
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -41,6 +40,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from drf_scale.conf import scale_settings
+from drf_scale.oncommit import after_commit
 
 try:
     from celery import shared_task
@@ -293,7 +293,7 @@ def _refresh_dependents(labels: Iterable[str], using: str) -> None:
     for agg in {agg for label in labels for agg in _dependents.get(label, ())}:
         for params in agg.hot:
             refresh = partial(agg.schedule_refresh, params, delay=delay)
-            transaction.on_commit(refresh, using=using, robust=True)
+            after_commit(refresh, name=f"refresh of aggregate {agg.name}", using=using)
 
 
 def _on_write(sender: type[Model], using: str, **kwargs: Any) -> None:

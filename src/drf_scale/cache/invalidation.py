@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, router, transaction
+from django.db import models, router
 from django.db.models import Prefetch
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from drf_scale.cache.store import Unavailable, get_store
+from drf_scale.oncommit import after_commit
 from drf_scale.planner import QueryPlan, plan_for
 
 logger = logging.getLogger("drf_scale.cache")
@@ -147,8 +148,20 @@ def _merge(*parts: Roots) -> Roots:
 
 
 def _after_commit(compute: Callable[[], Roots], model: type[models.Model]) -> None:
-    """Invalidate the roots ``compute`` finds, once the transaction writing ``model`` commits."""
-    transaction.on_commit(lambda: _invalidate(compute()), router.db_for_write(model))
+    """Invalidate the roots ``compute`` finds, once the transaction writing ``model`` commits.
+
+    Should that fail (the database or the store gone right after the commit), the store
+    orphans every entry instead: never a stale read."""
+    after_commit(
+        lambda: _invalidate(compute()),
+        name="cache invalidation",
+        using=router.db_for_write(model),
+        on_failure=_lost,
+    )
+
+
+def _lost() -> None:
+    get_store().lost_invalidation()
 
 
 def changed(model: type[models.Model], pks: Iterable[Any], before: Roots | None = None) -> None:
@@ -167,7 +180,7 @@ def _invalidate(roots: Roots, models_: Sequence[type[models.Model]] = ()) -> Non
         return
     try:
         get_store().invalidate(objects, labels)
-    except Unavailable:
+    except Unavailable:  # the store renews its epoch at its next contact with Redis
         logger.warning("drf-scale: an invalidation was lost; the cache epoch will be renewed")
 
 
@@ -184,7 +197,12 @@ def invalidate(model_or_obj: type[models.Model] | models.Model, pks: Iterable[An
 def invalidate_model(model: type[models.Model]) -> None:
     """Invalidate, after the commit, every cached representation embedding rows of ``model``."""
     roots = sorted({d.root for d in registry.dependencies(model)}, key=lambda m: m._meta.label)
-    transaction.on_commit(lambda: _invalidate({}, roots), router.db_for_write(model))
+    after_commit(
+        lambda: _invalidate({}, roots),
+        name="cache invalidation",
+        using=router.db_for_write(model),
+        on_failure=_lost,
+    )
 
 
 # Signals: save, delete and M2M changes of any model a cached representation embeds.

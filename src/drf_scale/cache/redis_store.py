@@ -246,6 +246,10 @@ class RedisStore:
             self.renew_epoch = True
             raise
 
+    def lost_invalidation(self) -> None:
+        """An invalidation could not be computed: orphan every entry at the next contact."""
+        self.renew_epoch = True
+
     def version(self, label: str) -> str:
         """The epoch, generation and collection version of ``label``'s lists, in one string."""
         keys = [epoch_key(), generation_key(label), collection_key(label)]

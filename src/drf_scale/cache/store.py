@@ -192,13 +192,20 @@ class LocalStore:
                 self._bump(generation_key(label))
                 self._bump(collection_key(label))
 
+    def lost_invalidation(self) -> None:
+        """An invalidation could not be computed: drop every entry, and every list version."""
+        with self.lock:
+            self.objects.clear()
+            self._bump(epoch_key())
+
     def _bump(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
 
     def version(self, label: str) -> str:
         with self.lock:
-            return f"{self.counters.get(generation_key(label), 0)}:" + str(
-                self.counters.get(collection_key(label), 0)
+            return ":".join(
+                str(self.counters.get(key, 0))
+                for key in (epoch_key(), generation_key(label), collection_key(label))
             )
 
     def clear(self) -> None:
