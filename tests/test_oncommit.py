@@ -27,10 +27,13 @@ def test_a_failing_hook_neither_raises_nor_skips_the_next(db, django_capture_on_
 
 def test_a_rolled_back_transaction_runs_no_hook(db, django_capture_on_commit_callbacks):
     ran = []
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            after_commit(lambda: ran.append(True), name="hook")
-            raise RuntimeError("rolled back")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        after_commit(lambda: ran.append(True), name="hook")
+        raise RuntimeError("rolled back")
     assert ran == []
 
 
