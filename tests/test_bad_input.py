@@ -74,6 +74,14 @@ def test_unsupported_media_type(staff_client, catalog, prefix):
     assert "Unsupported media type" in response.json()["detail"]
 
 
+def test_json_nested_too_deeply_is_a_400_on_api(staff_client, catalog):
+    """Past orjson's 1,024 levels (2 KB): DRF's parser would recurse into a 500."""
+    body = "[" * 1_100 + "]" * 1_100
+    response = staff_client.generic("POST", "/api/products/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - nested too deeply."}
+
+
 @pytest.mark.parametrize("prefix", ROUTERS)
 def test_huge_payload_is_413_and_writes_nothing(staff_client, catalog, prefix):
     if prefix == "/naive/" and DRF < (3, 17):

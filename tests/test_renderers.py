@@ -151,6 +151,14 @@ def test_other_charsets_are_decoded_as_drf_decodes_them():
         parse(ORJSONParser(), body, "no-such-charset")
 
 
+@pytest.mark.parametrize("depth", [1_100, 100_000])
+def test_json_nested_past_the_depth_limit_is_a_parse_error(depth):
+    """orjson refuses nesting past 1024; DRF's json then recursed into a RecursionError (500)."""
+    body = b"[" * depth + b"]" * depth
+    with pytest.raises(ParseError, match="nested too deeply"):
+        parse(ORJSONParser(), body)
+
+
 def test_a_compressing_charset_is_refused_before_it_inflates_the_body():
     """bz2_codec would decompress a small body past DATA_UPLOAD_MAX_MEMORY_SIZE (any DRF)."""
     bomb = bz2.compress(b'{"a": "' + b"x" * 10_000_000 + b'"}')

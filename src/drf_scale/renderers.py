@@ -82,7 +82,10 @@ class ORJSONParser(JSONParser):
                 return orjson.loads(body)
             except orjson.JSONDecodeError:
                 pass
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        try:
+            return super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:  # past orjson's depth (1024), json recurses past Python's limit
+            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 def _read_bounded(stream: Any) -> bytes:
