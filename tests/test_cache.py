@@ -443,6 +443,23 @@ def test_public_hits_are_answered_before_drf_only_for_bare_json_requests(client,
     assert "Allow" in with_query and with_query.json() == cold.json()
 
 
+@pytest.mark.django_db
+def test_a_bad_credential_is_a_401_whether_or_not_the_object_is_cached(client, catalog):
+    """The early hit path leaves requests with credentials to DRF: the same answer as /naive/
+    and as a miss, never a 200 from the cache to a client whose token is wrong."""
+    product = catalog["products"][0]
+    bad = {"HTTP_AUTHORIZATION": "Token not-a-real-token", "HTTP_ACCEPT": "application/json"}
+    statuses = [client.get(f"/naive/products/{product.pk}/", **bad).status_code]
+    statuses.append(client.get(f"/api/products/{product.pk}/", **bad).status_code)  # a miss
+    assert detail(client, product)["X-Cache"] in ("hit", "miss")  # cached now, either way
+    assert (
+        client.get(f"/api/products/{product.pk}/", HTTP_ACCEPT="application/json")["X-Cache"]
+        == "hit"
+    )
+    statuses.append(client.get(f"/api/products/{product.pk}/", **bad).status_code)  # a hit
+    assert statuses == [401, 401, 401]
+
+
 def test_hits_before_drf_need_the_public_scope():
     with pytest.raises(ValueError, match="cache_scope"):
 

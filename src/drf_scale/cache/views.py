@@ -258,7 +258,8 @@ class CachedRetrieveMixin(CachedViewMixin):
     ``cache_hits_before_drf = True`` (public scope only) answers hits from ``dispatch``,
     before DRF's authentication, permissions, throttles and content negotiation: for views
     that every client may read, without throttles, to clients that accept JSON. Anything
-    else (a miss, query parameters, an Accept other than JSON) takes the DRF path.
+    else (a miss, query parameters, an Accept other than JSON, a request with credentials)
+    takes the DRF path, so a bad credential is a 401 whether or not the object is cached.
     """
 
     cached_actions = ("retrieve",)
@@ -282,6 +283,7 @@ class CachedRetrieveMixin(CachedViewMixin):
             or request.GET
             or not scale_settings.CACHE_ENABLED
             or not _accepts_only_json(request.headers.get("Accept", ""))
+            or "Authorization" in request.headers  # credentials are DRF's to judge
         ):
             return None
         self.kwargs = kwargs
