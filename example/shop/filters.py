@@ -21,8 +21,13 @@ class ProductFilter(django_filters.FilterSet):
     category = IdFilter(field_name="category_id")
     tag = IdFilter(field_name="tags")
     status = django_filters.ChoiceFilter(choices=Product.Status.choices)
-    min_price = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
-    max_price = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    # Bounded as the column is: a value the database cannot hold is a 400, not a DataError.
+    min_price = django_filters.NumberFilter(
+        field_name="price", lookup_expr="gte", max_digits=10, decimal_places=2
+    )
+    max_price = django_filters.NumberFilter(
+        field_name="price", lookup_expr="lte", max_digits=10, decimal_places=2
+    )
 
     class Meta:
         model = Product
