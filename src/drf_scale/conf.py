@@ -70,6 +70,8 @@ DEFAULTS: dict[str, Any] = {
     # Cache-Control of public representations, for shared caches (CDNs).
     "CACHE_S_MAXAGE": 60,
     "CACHE_STALE_WHILE_REVALIDATE": 30,
+    # DatabaseUnavailableMiddleware: the Retry-After seconds of its 503s.
+    "DATABASE_RETRY_AFTER": 1,
     # Writes through ConditionalWriteMixin must carry If-Match (428 without it).
     "REQUIRE_IF_MATCH": False,
 }

@@ -1,4 +1,5 @@
-"""Per-request query counts and timings in a Server-Timing header, and query checks.
+"""Per-request query counts and timings in a Server-Timing header, and query checks; 503s
+while the database is unreachable.
 
 With QUERY_CHECKS on, the same recording also checks each request against its query budget
 and for N+1 queries: "log" writes a readable report to the ``drf_scale.queries`` logger,
@@ -11,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from drf_scale.conf import query_checks_mode, scale_settings
 from drf_scale.queries import QueryLog, find_problems, record_queries
+
+__all__ = ["DatabaseUnavailableMiddleware", "RequestTiming", "ServerTimingMiddleware"]
 
 logger = logging.getLogger("drf_scale.queries")
 
@@ -82,3 +86,30 @@ class ServerTimingMiddleware:
             if raise_problems:
                 raise problem
             logger.warning("%s %s: %s", request.method, request.path, problem)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that cannot reach the database answers 503 with ``Retry-After`` and a JSON body.
+
+    Django's ``OperationalError`` and ``InterfaceError`` (a refused or lost connection, a
+    pooler that cannot log in to the server) become a 503 instead of a 500; Django closes the
+    broken connection at the end of the request, so the next one connects again.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logging.getLogger("drf_scale.db").warning(
+            "%s %s: the database is unavailable: %s", request.method, request.path, exception
+        )
+        response = JsonResponse(
+            {"detail": "The database is unavailable. Retry shortly."}, status=503
+        )
+        response["Retry-After"] = str(scale_settings.DATABASE_RETRY_AFTER)
+        return response
