@@ -33,7 +33,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from drf_scale.cache.redis_store import RedisStore
-from drf_scale.cache.store import get_store, object_key
+from drf_scale.cache.store import Unavailable, get_store, object_key
 from shop.models import Product
 from tests.factories import make_catalog, make_user
 from tests.services import in_ci
@@ -316,3 +316,35 @@ def test_a_redis_restored_from_an_older_snapshot_never_serves_what_was_invalidat
     private_redis.crash()
     private_redis.start()  # loads the snapshot: the entry of before the rename is back
     read_until_hit(client, detail, expected, "hit")
+
+
+def test_a_writer_that_lost_an_invalidation_in_a_freeze_heals_it_without_another_request(
+    private_redis, store
+):
+    """Redis hangs (SIGSTOP) while another process writes: its invalidation is lost and its
+    breaker opens. Once Redis answers again, that process renews the epoch by itself (no
+    request of its own needed), and an invalidation it sends while its breaker is still open
+    is not dropped: a reader that never saw the outage gets the new data, not the cached."""
+    client = APIClient()
+    products = make_catalog(products=PRODUCTS)["products"][:2]
+    details = [f"/api/products/{product.pk}/" for product in products]
+    for detail in details:
+        get(client, detail)
+        assert get(client, detail)["X-Cache"] == "hit"
+    writer = RedisStore(private_redis.url)  # the other process's store: its own breaker
+    base = Product._base_manager  # writes with no invalidation: the writer sends them
+
+    private_redis.hang()
+    base.filter(pk=products[0].pk).update(name="Renamed in the freeze")
+    with pytest.raises(Unavailable):
+        writer.invalidate({"shop.product": {products[0].pk}})
+    wait_until(lambda: not writer.breaker.allows(), "the writer's breaker to open")
+    private_redis.resume()
+
+    base.filter(pk=products[1].pk).update(name="Renamed after the freeze")
+    writer.invalidate({"shop.product": {products[1].pk}})  # breaker open: tried all the same
+    assert not writer.breaker.allows()
+    wait_until(lambda: not writer.renew_epoch, "the writer to renew the epoch")
+    assert get(client, details[0]).json()["name"] == "Renamed in the freeze"
+    assert get(client, details[1]).json()["name"] == "Renamed after the freeze"
+    writer.retire()

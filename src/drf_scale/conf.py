@@ -67,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     # Redis: consecutive failures that open the circuit breaker, and seconds it stays open.
     "CACHE_BREAKER_FAILURES": 2,
     "CACHE_BREAKER_COOLDOWN": 2.0,
+    # Redis: seconds between two attempts to renew the epoch after a lost invalidation.
+    "CACHE_RENEW_INTERVAL": 0.05,
     # Cache-Control of public representations, for shared caches (CDNs).
     "CACHE_S_MAXAGE": 60,
     "CACHE_STALE_WHILE_REVALIDATE": 30,

@@ -10,6 +10,7 @@ import asyncio
 import re
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -158,12 +159,16 @@ class RedisStore:
         )
         self.lock = threading.Lock()
         self.renew_epoch = False  # an invalidation was lost, or the breaker opened
+        self.renewer: threading.Thread | None = None
+        self.retired = False
         self.url = url
         # redis.asyncio clients belong to the event loop that made them: one per loop.
         self.async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    def _call(self, operation: Callable[[], T]) -> T:
-        if not self.breaker.allows():
+    def _call(self, operation: Callable[[], T], *, past_breaker: bool = False) -> T:
+        """One round trip, after the epoch renewal a lost invalidation asked for. Refused while
+        the breaker is open, unless ``past_breaker`` (invalidations: correctness first)."""
+        if not past_breaker and not self.breaker.allows():
             raise Unavailable("the circuit breaker is open")
         try:
             if self.renew_epoch:  # orphan what was stored before what may have been lost
@@ -241,14 +246,35 @@ class RedisStore:
             pipe.execute()
 
         try:
-            self._call(run)
+            self._call(run, past_breaker=True)  # even with the breaker open: it may be back
         except Unavailable:
-            self.renew_epoch = True
+            self.lost_invalidation()
             raise
 
     def lost_invalidation(self) -> None:
-        """An invalidation could not be computed: orphan every entry at the next contact."""
-        self.renew_epoch = True
+        """An invalidation was lost: orphan every entry as soon as Redis answers again.
+
+        Not at this process's next request, nor once its breaker closes: other processes may
+        read from Redis before then, and serve what the lost invalidation removed. A thread
+        renews the epoch every CACHE_RENEW_INTERVAL seconds until Redis takes it."""
+        with self.lock:
+            self.renew_epoch = True
+            if self.renewer is None or not self.renewer.is_alive():
+                self.renewer = threading.Thread(
+                    target=self._renew_until_done, name="drf-scale epoch renewal", daemon=True
+                )
+                self.renewer.start()
+
+    def retire(self) -> None:
+        """This store is no longer the process's (settings changed): stop its renewals."""
+        self.retired = True
+
+    def _renew_until_done(self) -> None:
+        while self.renew_epoch and not self.retired:
+            try:
+                self._call(lambda: None, past_breaker=True)  # the renewal comes first
+            except Unavailable:
+                time.sleep(scale_settings.CACHE_RENEW_INTERVAL)
 
     def version(self, label: str) -> str:
         """The epoch, generation and collection version of ``label``'s lists, in one string."""

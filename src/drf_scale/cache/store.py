@@ -192,6 +192,9 @@ class LocalStore:
                 self._bump(generation_key(label))
                 self._bump(collection_key(label))
 
+    def retire(self) -> None:
+        """No longer the process's store: nothing runs in the background to stop."""
+
     def lost_invalidation(self) -> None:
         """An invalidation could not be computed: drop every entry, and every list version."""
         with self.lock:
@@ -236,6 +239,8 @@ def get_store() -> Store:
 def _forget_stores(*, setting: str, **kwargs: Any) -> None:
     if setting == "DRF_SCALE":
         with _stores_lock:
+            for store in _stores.values():
+                store.retire()
             _stores.clear()
 
 
