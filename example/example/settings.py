@@ -30,6 +30,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "drf_scale.middleware.ChunkedBodyMiddleware",
     "drf_scale.middleware.ServerTimingMiddleware",
     "drf_scale.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",

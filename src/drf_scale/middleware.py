@@ -1,24 +1,31 @@
 """Per-request query counts and timings in a Server-Timing header, and query checks; 503s
-while the database is unreachable.
+while the database is unreachable; chunked request bodies read and limited like any other.
 
 With QUERY_CHECKS on, the same recording also checks each request against its query budget
 and for N+1 queries: "log" writes a readable report to the ``drf_scale.queries`` logger,
 "raise" raises it. Off, the request pays for a count and a duration only.
 """
 
+import io
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from drf_scale.conf import query_checks_mode, scale_settings
 from drf_scale.queries import QueryLog, find_problems, record_queries
 
-__all__ = ["DatabaseUnavailableMiddleware", "RequestTiming", "ServerTimingMiddleware"]
+__all__ = [
+    "ChunkedBodyMiddleware",
+    "DatabaseUnavailableMiddleware",
+    "RequestTiming",
+    "ServerTimingMiddleware",
+]
 
 logger = logging.getLogger("drf_scale.queries")
 
@@ -113,3 +120,30 @@ class DatabaseUnavailableMiddleware:
         )
         response["Retry-After"] = str(scale_settings.DATABASE_RETRY_AFTER)
         return response
+
+
+class ChunkedBodyMiddleware:
+    """A body sent with ``Transfer-Encoding: chunked`` is read like one with a Content-Length.
+
+    Django reads no body without a Content-Length (WSGI) and DRF parses none, so a chunked
+    write would succeed with empty data. This middleware buffers the body, answers 413 past
+    DATA_UPLOAD_MAX_MEMORY_SIZE, and sets CONTENT_LENGTH for what follows. Put it first.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and not meta.get(
+            "CONTENT_LENGTH"
+        ):
+            # WSGI: the server's input, which Django limited to 0 bytes; ASGI: the body file.
+            raw = meta.get("wsgi.input") or request._stream
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            body = raw.read() if limit is None else raw.read(limit + 1)
+            if limit is not None and len(body) > limit:
+                return JsonResponse({"detail": "Request body too large."}, status=413)
+            request._stream = io.BytesIO(body)
+            meta["CONTENT_LENGTH"] = str(len(body))
+        return self.get_response(request)
