@@ -174,6 +174,26 @@ def test_the_naive_serializer_falls_back_on_its_method_fields():
     )
 
 
+class MethodAwareGadgetSerializer(serializers.ModelSerializer):
+    """A shape of real applications: __init__ reads the request to pick its fields."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.context["request"].method != "GET":
+            self.fields.pop("name")
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name"]
+
+
+def test_an_init_override_falls_back_without_building_one_and_without_an_error(caplog):
+    """Building it without a request would raise: the override is found on the class."""
+    plan = compile_read_plan(MethodAwareGadgetSerializer)
+    assert plan.fallback_reasons == ("MethodAwareGadgetSerializer: overrides __init__()",)
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+
+
 def test_a_serializer_without_a_model_falls_back():
     plan = compile_read_plan(naive_serializers.OrderSerializer)
     assert plan.fallback_reasons == ("OrderSerializer: no Meta.model to read rows of",)

@@ -68,9 +68,9 @@ MINIMAL_SETTINGS = """
 """
 
 
-def minimal(apps: list[str], code: str, drf_scale: dict | None = None) -> dict:
-    """``code`` after django.setup() in a project without ROOT_URLCONF."""
-    head = f"APPS = {apps!r}\nDRF_SCALE = {drf_scale or {}!r}\n"
+def minimal(apps: list[str], code: str, drf_scale: dict | None = None, before: str = "") -> dict:
+    """``code`` after django.setup() (``before`` before it) in a project without ROOT_URLCONF."""
+    head = f"{before}\nAPPS = {apps!r}\nDRF_SCALE = {drf_scale or {}!r}\n"
     body = textwrap.dedent(MINIMAL_SETTINGS) + textwrap.dedent(code)
     return run_python(head + body, DJANGO_SETTINGS_MODULE="")
 
@@ -135,6 +135,49 @@ def test_missing_redis_extra_is_a_check_naming_it():
             "drf_scale.E050",
             "DRF_SCALE CACHE_URL needs 'redis', which is not installed.",
             'pip install "drf-scale[redis]"',
+        ]
+    ]
+
+
+def test_cache_view_modules_replace_the_urlconf_import_at_the_first_connection():
+    found = run_python(
+        """
+        import json, sys, django
+        from django.conf import settings
+        django.setup()
+        from django.db import connection
+        from django.test import override_settings
+        from drf_scale.cache.invalidation import registry
+        with override_settings(DRF_SCALE={**settings.DRF_SCALE,
+                                          "CACHE_VIEW_MODULES": ["shop.api_views"]}):
+            connection.ensure_connection()
+        print(json.dumps({
+            "urlconf": "example.urls" in sys.modules,
+            "roots": sorted(model.__name__ for model in registry.roots),
+        }))
+        """,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+    )
+    assert found == {"urlconf": False, "roots": ["Product"]}
+
+
+def test_missing_celery_is_a_check_only_for_apps_that_declare_aggregates():
+    """django.contrib.postgres has an ``aggregates`` module too: it is not ours."""
+    found = minimal(
+        ["rest_framework", "drf_scale", "django.contrib.postgres", "shop"],
+        """
+        import json
+        from django.core import checks
+        errors = [m for m in checks.run_checks() if m.id.startswith("drf_scale.")]
+        print(json.dumps([[m.id, m.msg, m.hint] for m in errors]))
+        """,
+        before='import sys; sys.modules["celery"] = None  # as if the extra were missing',
+    )
+    assert found == [
+        [
+            "drf_scale.E051",
+            "shop.aggregates needs 'celery', which is not installed.",
+            'pip install "drf-scale[celery]"',
         ]
     ]
 

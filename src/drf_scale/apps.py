@@ -1,8 +1,9 @@
-"""Django app configuration: registers checks and connects signals; imports nothing else.
+"""Django app configuration: registers checks and connects signals.
 
 ``ready()`` neither imports the URLconf nor touches the database. What cached views embed is
 learnt when the process opens its first database connection (``drf_scale.cache.load_views``),
-before it can write anything.
+before it can write anything. With the celery extra installed, it imports each app's
+``aggregates`` module, so that writes refresh the aggregates they feed.
 """
 
 from importlib.util import find_spec

@@ -430,6 +430,22 @@ def _extra_missing(module: str, extra: str, users: list[str], check_id: str) -> 
     ]
 
 
+def _declares_aggregates(module: str) -> bool:
+    """Whether ``module`` exists and uses drf_scale.aggregates (read, not imported: without
+    Celery it would not import). Other ``aggregates`` modules, Django's own among them
+    (django.contrib.postgres.aggregates), are not ours."""
+    if module.startswith("drf_scale."):
+        return False
+    try:
+        spec = find_spec(module)
+    except ImportError:
+        return False
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return False
+    with open(spec.origin, encoding="utf-8", errors="replace") as source:
+        return "drf_scale.aggregates" in source.read()
+
+
 @register("drf_scale")
 def check_extras(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E050: a Redis cache without the redis extra; E051: aggregates without the celery extra."""
@@ -440,9 +456,9 @@ def check_extras(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         if "redis" in config.get("BACKEND", "").lower()
     ]
     celery_users = [
-        f"{config.name}.aggregates"
+        module
         for config in apps.get_app_configs()
-        if config.name != "drf_scale" and find_spec(f"{config.name}.aggregates") is not None
+        if _declares_aggregates(module := f"{config.name}.aggregates")
     ]
     return [
         *_extra_missing("redis", "redis", redis_users, "drf_scale.E050"),

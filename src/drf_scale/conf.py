@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_URL": None,
     # False: the Cached*Mixin views read the database every time (still with ETags).
     "CACHE_ENABLED": True,
+    # Modules whose import defines every cached view, imported at a process's first database
+    # connection (their dependencies must be known before its first write); None: ROOT_URLCONF.
+    "CACHE_VIEW_MODULES": None,
     # Seconds a cached representation lives without being read or invalidated.
     "CACHE_TTL": 3600,
     # Prefix of every key, and part of every entry's name: change the version to drop them all.

@@ -437,10 +437,18 @@ class _Scope:
 
 def _defined_outside_drf(obj: Any, name: str) -> bool:
     """Whether the class of ``obj`` gets method ``name`` from code outside DRF."""
-    for klass in type(obj).__mro__:
+    return _class_defines_outside_drf(type(obj), name)
+
+
+def _class_defines_outside_drf(cls: type, name: str) -> bool:
+    for klass in cls.__mro__:
         if name in vars(klass):
             return not klass.__module__.startswith("rest_framework.")
     return False
+
+
+# Methods a compiled serializer must have from DRF: the compiler reads what DRF's would do.
+_DRF_ONLY_METHODS = ("to_representation", "get_fields", "__init__")
 
 
 def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
@@ -474,7 +482,7 @@ class _Compiler:
 
     def serializer(self, serializer: BaseSerializer, scope: _Scope, where: str) -> str:
         """The code building ``serializer``'s dict from the row ``r``."""
-        for method in ("to_representation", "get_fields", "__init__"):
+        for method in _DRF_ONLY_METHODS:
             if _defined_outside_drf(serializer, method):
                 return self.fail(where, f"{type(serializer).__name__} overrides {method}()")
         declared: dict[str, Prefetch] = {}
@@ -744,6 +752,9 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     model = getattr(getattr(serializer_class, "Meta", None), "model", None)
     if model is None:
         return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
+    overridden = [m for m in _DRF_ONLY_METHODS if _class_defines_outside_drf(serializer_class, m)]
+    if overridden:  # decided without building one: its __init__ may need a request
+        return ReadPlan(serializer_class, tuple(f"{name}: overrides {m}()" for m in overridden))
     compiler = _Compiler()
     root = _Query()
     try:
@@ -759,8 +770,8 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
             code = compiler.serializer(listing.child, _Scope(root, model), name)
             if not compiler.reasons:
                 root.compile(code, name)
-    except Exception as exc:  # a serializer that cannot even be instantiated without a request
-        logger.exception("drf-scale could not compile %s: it renders through DRF", name)
+    except Exception as exc:  # a field that cannot be built without a request, say
+        logger.warning("drf-scale renders %s through DRF: compiling raised %r", name, exc)
         compiler.fail(name, f"compiling raised {type(exc).__name__}: {exc}")
     if compiler.reasons:
         return ReadPlan(serializer_class, tuple(compiler.reasons))

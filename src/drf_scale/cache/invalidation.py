@@ -22,6 +22,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from django.db import models, router
@@ -29,6 +30,7 @@ from django.db.models import Prefetch
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from drf_scale.cache.store import Unavailable, get_store
+from drf_scale.conf import scale_settings
 from drf_scale.oncommit import after_commit
 from drf_scale.planner import QueryPlan, plan_for
 
@@ -269,8 +271,20 @@ _views_lock = threading.RLock()  # the importing thread may query, and so come b
 _views = {"loaded": False, "loading": False}
 
 
+def view_modules() -> list[str]:
+    """The modules whose import defines every cached view: CACHE_VIEW_MODULES, else the
+    URLconf (which imports the views it routes)."""
+    from django.conf import settings
+
+    modules = scale_settings.CACHE_VIEW_MODULES
+    if modules is None:
+        root = getattr(settings, "ROOT_URLCONF", None)
+        modules = [root] if isinstance(root, str) else []
+    return list(modules)
+
+
 def load_views(*args: Any, **kwargs: Any) -> None:
-    """Import the URLconf once per process, so every cached view has registered what it embeds.
+    """Import the views once per process, so every cached view has registered what it embeds.
 
     Connected to ``connection_created``: a process (web, Celery worker, management command)
     opens a connection before its first write, and learns the dependencies then, not at
@@ -281,13 +295,10 @@ def load_views(*args: Any, **kwargs: Any) -> None:
     with _views_lock:
         if _views["loaded"] or _views["loading"]:
             return
-        from django.conf import settings
-        from django.urls import get_resolver
-
         _views["loading"] = True
         try:
-            if getattr(settings, "ROOT_URLCONF", None):
-                get_resolver().url_patterns  # noqa: B018 - imports the views
+            for module in view_modules():
+                import_module(module)
             _views["loaded"] = True
         except Exception:  # a broken URLconf: its own error surfaces on the first request
             logger.exception("drf-scale: the URLconf could not be imported")
