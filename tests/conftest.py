@@ -1,10 +1,12 @@
 import contextlib
+import shutil
 
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import make_catalog, make_user
+from tests.services import in_ci
 
 
 def pytest_collection_modifyitems(config, items):
@@ -60,3 +62,14 @@ def empty_representation_cache():
 
     with contextlib.suppress(Unavailable):
         get_store().clear()
+
+
+@pytest.fixture
+def redis_server_binary() -> str:
+    """The redis-server binary, for tests that start (and break) a Redis of their own."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if in_ci():
+            pytest.fail("redis-server not found on PATH and CI=true")
+        pytest.skip("redis-server not found on PATH")
+    return binary

@@ -36,7 +36,6 @@ from drf_scale.cache.redis_store import RedisStore
 from drf_scale.cache.store import Unavailable, get_store, object_key
 from shop.models import Product
 from tests.factories import make_catalog, make_user
-from tests.services import in_ci
 
 pytestmark = pytest.mark.django_db(transaction=True)  # invalidations run on commit
 
@@ -133,15 +132,6 @@ class RedisServer:
     def resume(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def redis_server_binary() -> str:
-    if REDIS_SERVER is None:
-        if in_ci():
-            pytest.fail("redis-server not found on PATH and CI=true")
-        pytest.skip("redis-server not found on PATH")
-    return REDIS_SERVER
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from inspect import Parameter, signature
 from typing import Any
 from urllib.parse import urlencode
 
-from django.core.cache import BaseCache, caches
 from django.db.models import Model, signals
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -39,6 +38,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from drf_scale.breaker import GuardedCache, guarded_cache
 from drf_scale.conf import scale_settings
 from drf_scale.oncommit import after_commit
 
@@ -63,8 +63,9 @@ _dependents: dict[str, list["Aggregate"]] = {}
 _MISSING = object()
 
 
-def _cache() -> BaseCache:
-    return caches[scale_settings.AGGREGATE_CACHE]
+def _cache() -> GuardedCache:
+    """The results' cache: a failing one is a miss (the result is computed), never an error."""
+    return guarded_cache(scale_settings.AGGREGATE_CACHE)
 
 
 def _canonical(params: Params) -> str:
@@ -186,7 +187,7 @@ class Aggregate:
             self.schedule_refresh(params)
             return self.read(params)  # already there when tasks run in-process
         timeout = scale_settings.AGGREGATE_COMPUTE_TIMEOUT
-        if _cache().add(self.key(params, "computing"), True, timeout):
+        if _cache().add(self.key(params, "computing"), True, timeout, on_failure=True):
             return self._compute(params)
         deadline = time.monotonic() + scale_settings.AGGREGATE_MISS_WAIT
         while time.monotonic() < deadline:
@@ -217,7 +218,7 @@ class Aggregate:
         The mark lasts until the task starts (or ``max_age``, should the message be
         lost). A broker that cannot take the message is logged, never raised.
         """
-        if not _cache().add(self.key(params, "queued"), True, self.max_age):
+        if not _cache().add(self.key(params, "queued"), True, self.max_age, on_failure=True):
             return
         try:
             refresh_aggregate.apply_async((self.name, params), countdown=delay)

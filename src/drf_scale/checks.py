@@ -446,6 +446,29 @@ def _declares_aggregates(module: str) -> bool:
         return "drf_scale.aggregates" in source.read()
 
 
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+
+
+@register("drf_scale")
+def check_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W050: a Redis cache drf_scale uses (COUNT_CACHE, AGGREGATE_CACHE) without timeouts."""
+    messages: list[CheckMessage] = []
+    caches_ = getattr(settings, "CACHES", {})
+    for alias in sorted({scale_settings.COUNT_CACHE, scale_settings.AGGREGATE_CACHE}):
+        config = caches_.get(alias, {})
+        missing = [name for name in _TIMEOUTS if name not in config.get("OPTIONS", {})]
+        if "redis" in config.get("BACKEND", "").lower() and missing:
+            messages.append(
+                Warning(
+                    f"CACHES[{alias!r}] is a Redis without {' and '.join(missing)}: a Redis "
+                    "that hangs would hang the requests that count or read aggregates.",
+                    hint="Set OPTIONS socket_timeout and socket_connect_timeout (e.g. 0.25).",
+                    id="drf_scale.W050",
+                )
+            )
+    return messages
+
+
 @register("drf_scale")
 def check_extras(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E050: a Redis cache without the redis extra; E051: aggregates without the celery extra."""

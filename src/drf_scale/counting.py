@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.cache import caches
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import QuerySet
 
+from drf_scale.breaker import guarded_cache
 from drf_scale.conf import scale_settings
 
 
@@ -174,11 +174,12 @@ class CachedCount(CountStrategy):
         key = self.get_key(queryset)
         if key is None:
             return CountResult(0, estimated=False)
-        cache = caches[self.cache_alias or scale_settings.COUNT_CACHE]
+        cache = guarded_cache(self.cache_alias or scale_settings.COUNT_CACHE)
         cached = cache.get(key)
         if cached is not None:
             return CountResult(*cached)
-        if cache.add(f"{key}:lock", 1, timeout=self.lock_timeout):
+        # The cache down: every caller counts, as without this strategy.
+        if cache.add(f"{key}:lock", 1, timeout=self.lock_timeout, on_failure=True):
             try:
                 result = self.strategy.count(queryset)
                 ttl = self.ttl if self.ttl is not None else scale_settings.COUNT_CACHE_TTL

@@ -20,8 +20,8 @@ import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from drf_scale.breaker import Breaker
 from drf_scale.cache.store import (
-    Breaker,
     Entry,
     Items,
     Lookup,

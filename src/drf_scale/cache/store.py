@@ -71,26 +71,6 @@ class Unavailable(Exception):
     """The store did not answer, or its circuit breaker is open."""
 
 
-class Breaker:
-    """Open after ``failures`` consecutive errors; then one trial call per ``cooldown`` seconds."""
-
-    def __init__(self, failures: int, cooldown: float) -> None:
-        self.failures, self.cooldown = failures, cooldown
-        self.errors = 0
-        self.open_until = 0.0
-
-    def allows(self) -> bool:
-        return time.monotonic() >= self.open_until
-
-    def succeeded(self) -> None:
-        self.errors = 0
-
-    def failed(self) -> None:
-        self.errors += 1
-        if self.errors >= self.failures:
-            self.open_until = time.monotonic() + self.cooldown
-
-
 def ttl() -> int:
     return int(scale_settings.CACHE_TTL)
 
