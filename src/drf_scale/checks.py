@@ -461,7 +461,8 @@ def check_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             messages.append(
                 Warning(
                     f"CACHES[{alias!r}] is a Redis without {' and '.join(missing)}: a Redis "
-                    "that hangs would hang the requests that count or read aggregates.",
+                    "that hangs would hang the requests that count or read aggregates, and "
+                    "writes (their after-commit refreshes), for redis-py's default 5 s or more.",
                     hint="Set OPTIONS socket_timeout and socket_connect_timeout (e.g. 0.25).",
                     id="drf_scale.W050",
                 )

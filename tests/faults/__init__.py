@@ -1,0 +1,1 @@
+"""Fault tests over real HTTP: private PostgreSQL, PgBouncer and Redis, broken on purpose."""
