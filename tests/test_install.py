@@ -6,6 +6,7 @@ cache); runs once per CI run (marker ``install``), in the SQLite pass.
 """
 
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -145,7 +146,8 @@ def test_the_setup_snippet_in_the_readme_runs_as_written(core_env):
     """The README's settings block, its ``...`` filled in, starts with core dependencies."""
     readme = (ROOT / "README.md").read_text()
     snippet = "INSTALLED_APPS" + readme.split("```python\nINSTALLED_APPS", 1)[1].split("```")[0]
-    snippet = snippet.replace("[...,", "[*BASE_APPS,").replace(", ...]", "]").replace("...]", "]")
+    snippet = re.sub(r"^ *\.\.\.,\n", "", snippet, flags=re.MULTILINE)  # "...," lines
+    snippet = snippet.replace("[...,", "[*BASE_APPS,").replace(", ...]", "]")
     code = "\n".join(
         [
             'BASE_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]',

@@ -102,7 +102,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "shop.schema.ShopAutoSchema",
     "EXCEPTION_HANDLER": "shop.errors.exception_handler",
 }
 
@@ -111,6 +111,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Request bodies get components of their own, without the read-only fields.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The schema describes the shop's routes, not itself.
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # The representation cache lives in Redis when there is one, else in this process's memory.

@@ -14,6 +14,17 @@ from drf_scale.renderers import ORJSONParser, ORJSONRenderer
 from shop import api_serializers, views
 from shop.api_stats import CategoryStatsView, TopProductsView
 from shop.filters import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS
+from shop.schema import (
+    BODY_ERRORS,
+    ETAG,
+    IF_MATCH,
+    IF_NONE_MATCH_READ,
+    IF_NONE_MATCH_WRITE,
+    NOT_MODIFIED,
+    WEAK_ETAG,
+    errors,
+    if_match_errors,
+)
 from shop.serializers import ProductWriteSerializer
 from shop.views import BrandViewSet, CategoryViewSet, OrderViewSet, TagViewSet
 
@@ -38,10 +49,47 @@ class ProductPagination(KeysetPagination):
     ordering_fields = PRODUCT_ORDERINGS
 
 
+# The /naive/ errors, plus conditional requests: 304 on reads, 412 (and 428) on writes.
+WRITE = extend_schema(
+    parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, ETAG],
+    responses={
+        200: api_serializers.ProductDetailSerializer,
+        **views.PRODUCT_WRITE_ERRORS,
+        **errors(*if_match_errors()),
+    },
+)
+
+
 @extend_schema_view(
-    create=extend_schema(responses=api_serializers.ProductDetailSerializer),
-    update=extend_schema(responses=api_serializers.ProductDetailSerializer),
-    partial_update=extend_schema(responses=api_serializers.ProductDetailSerializer),
+    list=extend_schema(
+        parameters=[IF_NONE_MATCH_READ, WEAK_ETAG],
+        responses={200: api_serializers.ProductSerializer, 304: NOT_MODIFIED, **errors(400)},
+    ),
+    retrieve=extend_schema(
+        parameters=[IF_NONE_MATCH_READ, ETAG],
+        responses={
+            200: api_serializers.ProductDetailSerializer,
+            304: NOT_MODIFIED,
+            **errors(views.NO_PRODUCT),
+        },
+    ),
+    create=extend_schema(
+        parameters=[IF_NONE_MATCH_WRITE, ETAG],
+        responses={
+            201: api_serializers.ProductDetailSerializer,
+            **errors(400, 403, views.SKU_RACE, 412, *BODY_ERRORS),
+        },
+    ),
+    update=WRITE,
+    partial_update=WRITE,
+    destroy=extend_schema(
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE],
+        responses={
+            204: None,
+            **errors(403, views.NO_PRODUCT, (409, "Orders refer to the product.")),
+            **errors(*if_match_errors()),
+        },
+    ),
 )
 class ProductViewSet(
     CachedRetrieveMixin,

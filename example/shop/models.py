@@ -6,6 +6,10 @@ from django.db import models
 
 from drf_scale.cache import CachedManager
 
+# The largest primary key (BigAutoField): a larger id in a query is a 400, never an overflow
+# in the database driver (SQLite's OverflowError, PostgreSQL's DataError).
+MAX_ID = 2**63 - 1
+
 
 class Brand(models.Model):
     name = models.CharField(max_length=100, unique=True)

@@ -22,3 +22,14 @@ class StrictPageNumberPagination(PageNumberPagination):
                 {self.page_size_query_param: f"Must be an integer from 1 to {self.max_page_size}."}
             )
         return size
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        """DRF's parameters, with the bounds this class enforces (an empty page is the first)."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_query_param:
+                parameter["allowEmptyValue"] = True
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["maximum"] = self.max_page_size
+        return parameters

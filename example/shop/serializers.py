@@ -4,9 +4,10 @@ from collections import Counter
 
 from django.contrib.auth import get_user_model
 from django.db.models import Avg
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from shop.models import Brand, Category, Product, Review, Tag
+from shop.models import MAX_ID, Brand, Category, Product, Review, Tag
 from shop.review_stats import rounded_rating
 
 LATEST_REVIEWS = 5
@@ -71,12 +72,23 @@ class ProductDetailSerializer(ProductSerializer):
     class Meta(ProductSerializer.Meta):
         fields = [*ProductSerializer.Meta.fields, "description", "latest_reviews"]
 
+    @extend_schema_field(ReviewSerializer(many=True))
     def get_latest_reviews(self, obj: Product) -> list[dict]:
         reviews = obj.reviews.order_by("-created_at", "-id")[:LATEST_REVIEWS]
         return ReviewSerializer(reviews, many=True).data
 
 
+# A price as the schema states it: greater than zero, at most 8 digits then 2 decimals.
+POSITIVE_PRICE = r"^(?:0*[1-9]\d{0,7}(?:\.\d{0,2})?|0*\.(?:0[1-9]|[1-9]\d?))$"
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": POSITIVE_PRICE})
+class PriceField(serializers.DecimalField):
+    """The model's DecimalField, documented with validate_price's bound."""
+
+
 class ProductWriteSerializer(serializers.ModelSerializer):
+    price = PriceField(max_digits=10, decimal_places=2)
     tags = serializers.PrimaryKeyRelatedField(queryset=Tag.objects.all(), many=True, required=False)
 
     class Meta:
@@ -100,7 +112,7 @@ class ProductWriteSerializer(serializers.ModelSerializer):
 
 
 class OrderLineInputSerializer(serializers.Serializer):
-    product = serializers.IntegerField(min_value=1)
+    product = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = serializers.IntegerField(min_value=1, max_value=1000)
 
 
@@ -130,3 +142,30 @@ class OrderSerializer(serializers.Serializer):
 
 class TopProductsQuerySerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+
+
+# The rows of the stats (built as dicts by shop.stats): declared for the OpenAPI schema.
+
+
+class CategoryRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CategorySalesSerializer(serializers.Serializer):
+    category = CategoryRefSerializer()
+    revenue = serializers.DecimalField(max_digits=None, decimal_places=2)
+    units = serializers.IntegerField()
+    orders = serializers.IntegerField()
+
+
+class ProductRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+
+
+class TopProductSerializer(serializers.Serializer):
+    product = ProductRefSerializer()
+    units = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=None, decimal_places=2)

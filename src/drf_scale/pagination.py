@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import reduce
+from itertools import permutations, product
 from operator import or_
 from typing import TYPE_CHECKING, Any
 
@@ -482,33 +483,50 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
         }
         return Response(body)
 
+    # OpenAPI (DRF's BasePagination schema API, which drf-spectacular calls).
+
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The page as OpenAPI describes it: ``count`` and its flag only with ?count=true."""
         link = {"type": "string", "nullable": True, "format": "uri"}
+        counted = f"With ?{self.count_query_param}=true."
         return {
             "type": "object",
             "required": ["next", "previous", "results"],
             "properties": {
-                "count": {"type": "integer", "description": f"With ?{self.count_query_param}=1."},
-                "count_is_estimate": {"type": "boolean"},
-                "next": link,
-                "previous": link,
+                "count": {"type": "integer", "minimum": 0, "description": counted},
+                "count_is_estimate": {
+                    "type": "boolean",
+                    "description": f"{counted} Whether count is an estimate.",
+                },
+                "next": {**link, "description": "The next page; null on the last."},
+                "previous": {**link, "description": "The previous page; null on the first."},
                 "results": schema,
             },
         }
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        params = [
-            (self.cursor_query_param, "string", "The cursor of a next or previous link."),
-            (self.ordering_param, "string", "Comma-separated fields, '-' for descending."),
-            (self.count_query_param, "boolean", "Include the (possibly estimated) count."),
-        ]
+        """The query parameters, with the values this paginator accepts (any other is a 400).
+
+        ``ordering`` is listed when the view (with a ``queryset``, which names the model)
+        allows orderings: as an enum of every accepted value when there are at most
+        ``SCHEMA_ORDERING_CHOICES`` of them, else as a pattern; empty, it is the default.
+        """
+        cursor: dict[str, Any] = {"type": "string", "minLength": 1}
+        params = [(self.cursor_query_param, cursor, "The cursor of a next or previous link.")]
+        model = getattr(getattr(view, "queryset", None), "model", None)
+        fields = [] if model is None else self.get_ordering_fields(model, view)
+        if fields:
+            about = "Distinct fields, comma-separated, each optionally prefixed with '-'."
+            params.append((self.ordering_param, ordering_schema(fields), about))
+        count = {"type": "boolean"}
+        params.append((self.count_query_param, count, "Include the (possibly estimated) count."))
         if self.page_size_query_param:
-            size = f"Results per page, 1 to {self.max_page_size}."
-            params.append((self.page_size_query_param, "integer", size))
+            size = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+            params.append((self.page_size_query_param, size, "Results per page."))
         return [
-            {"name": name, "required": False, "in": "query", "description": description,
-             "schema": {"type": kind}}
-            for name, kind, description in params
+            {"name": name, "required": False, "in": "query", "description": about,
+             "schema": schema, **({"allowEmptyValue": True} if name == self.ordering_param else {})}
+            for name, schema, about in params
         ]  # fmt: skip
 
     def get_html_context(self) -> dict[str, Any]:
@@ -516,6 +534,24 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
 
     def to_html(self) -> str:
         return loader.get_template(self.template).render(self.get_html_context())
+
+
+SCHEMA_ORDERING_CHOICES = 100  # past this many accepted values, a pattern describes them
+
+
+def ordering_schema(fields: Sequence[str]) -> dict[str, Any]:
+    """The OpenAPI schema of an ordering parameter over ``fields``: an enum of each sequence
+    of distinct fields, each ascending or ``-`` descending, or a pattern when they are many."""
+    choices: list[str] = []
+    for length in range(1, len(fields) + 1):
+        for names in permutations(fields, length):
+            for signs in product(("", "-"), repeat=length):
+                terms = zip(signs, names, strict=True)
+                choices.append(",".join(sign + name for sign, name in terms))
+                if len(choices) > SCHEMA_ORDERING_CHOICES:
+                    term = "-?(?:" + "|".join(re.escape(name) for name in fields) + ")"
+                    return {"type": "string", "pattern": f"^{term}(?:,{term})*$"}
+    return {"type": "string", "enum": choices}
 
 
 # Index matching, for the drf_scale.W010 system check.
