@@ -69,6 +69,16 @@ def test_list_weak_etag_changes_with_the_collection(staff_client, client, catalo
     assert client.get("/api/products/", HTTP_IF_NONE_MATCH=etag).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "query", ["cursor=tampered", "page_size=0", "ordering=sku", "max_price=abc", "brand=x"]
+)
+def test_a_bad_list_query_is_a_400_before_any_304(client, catalog, query):
+    """RFC 9110: the request is validated before its preconditions answer 304."""
+    assert client.get("/api/products/").status_code == 200  # a version to match
+    response = client.get(f"/api/products/?{query}", HTTP_IF_NONE_MATCH="*")
+    assert response.status_code == 400, response.content[:200]
+
+
 def test_if_match_with_the_current_etag_writes_and_returns_the_new_etag(staff_client, catalog):
     product = catalog["products"][1]
     etag = staff_client.get(url(product))["ETag"]

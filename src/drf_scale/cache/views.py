@@ -357,6 +357,14 @@ class CachedListMixin(CachedViewMixin):
         cache = self.get_representation_cache()
         if cache is None or not self.reads_compiled():  # type: ignore[attr-defined]
             return super().list(request, *args, **kwargs)
+        # A bad filter, cursor, page size or ordering is a 400 before any 304: both built
+        # lazily, no query runs for them.
+        queryset = self.filter_queryset(self.get_queryset())
+        pk_name = queryset.model._meta.pk.attname
+        keys = queryset.values(*self.get_row_columns(queryset.model))  # type: ignore[attr-defined]
+        validate = getattr(self.paginator, "get_page_queryset", None)
+        if validate is not None:
+            validate(keys, request, self)
         version = cache.version()
         etag = None
         if version is not None:
@@ -364,9 +372,6 @@ class CachedListMixin(CachedViewMixin):
             response = self.not_modified(etag, "hit")
             if response is not None:
                 return response
-        queryset = self.filter_queryset(self.get_queryset())
-        pk_name = queryset.model._meta.pk.attname
-        keys = queryset.values(*self.get_row_columns(queryset.model))  # type: ignore[attr-defined]
         page = self.paginate_queryset(keys)
         pks = [row[pk_name] for row in (keys if page is None else page)]
         context = self.get_serializer_context()
