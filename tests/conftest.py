@@ -73,3 +73,16 @@ def redis_server_binary() -> str:
             pytest.fail("redis-server not found on PATH and CI=true")
         pytest.skip("redis-server not found on PATH")
     return binary
+
+
+@pytest.fixture
+def private_redis(redis_server_binary, request, tmp_path):
+    """A redis-server of this test's own on a free port (param: persistent), stopped after."""
+    from tests.test_cache_outage import RedisServer
+
+    server = RedisServer(tmp_path, persistent=getattr(request, "param", False))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.terminate()

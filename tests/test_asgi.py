@@ -69,7 +69,7 @@ def gunicorn(app: list[str], env: dict[str, str], workers: int = 2) -> Iterator[
         command += ["--bind", url.removeprefix("http://")]
         proc = subprocess.Popen(command, cwd=EXAMPLE, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # readiness, bounded generously for a loaded machine
             while get_or_none(url + "/api/") is None:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)

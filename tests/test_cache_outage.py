@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from drf_scale.cache.redis_store import RedisStore
 from drf_scale.cache.store import Unavailable, get_store, object_key
 from shop.models import Product
 from tests.factories import make_catalog, make_user
+from tests.processes import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)  # invalidations run on commit
 
@@ -53,19 +53,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
-
-class RedisServer:
-    """A private redis-server: started, terminated, hung and resumed by the test."""
+class RedisServer(ManagedProcess):
+    """A private redis-server: started, terminated (as an orderly shutdown: the append-only
+    file is complete), crashed, hung and resumed by the test."""
 
     def __init__(self, directory: Path, *, persistent: bool) -> None:
         self.directory, self.persistent = directory, persistent
@@ -104,44 +94,12 @@ class RedisServer:
         """A client of its own, outside the store under test."""
         return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
 
-    def terminate(self) -> None:
-        """Stop it as an orderly shutdown does (the append-only file is complete)."""
-        if self.process is None:
-            return
-        self.resume()
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
     def crash(self) -> None:
         """SIGKILL: nothing is written on the way out."""
         assert self.process is not None
         self.process.kill()
         self.process.wait()
         self.process = None
-
-    def hang(self) -> None:
-        """SIGSTOP: connections are still accepted by the kernel, nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def private_redis(redis_server_binary, request, tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, persistent=getattr(request, "param", False))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.terminate()
 
 
 @pytest.fixture

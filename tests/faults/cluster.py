@@ -21,19 +21,17 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
+from tests.processes import ManagedProcess, wait_until
 from tests.test_asgi import EXAMPLE, gunicorn, service_env
 from tests.test_cache_outage import REDIS_SERVER, RedisServer, free_port
 
@@ -45,7 +43,6 @@ __all__ = [
     "Service",
     "missing_binaries",
     "private_dir",
-    "wait_for",
 ]
 
 OS_USER = "postgres"  # PostgreSQL refuses to run as root, PgBouncer too
@@ -125,20 +122,6 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_for(
-    condition: Callable[[], Any], what: str, log: Callable[[], str], timeout: float = 30.0
-) -> Any:
-    """Poll ``condition`` until it is truthy; past ``timeout`` fail with ``log()``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}; log:\n{log()}")
-        time.sleep(0.05)
-
-
 def run(command: list[str], what: str, log: Callable[[], str] = str) -> str:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -182,7 +165,7 @@ class PostgresCluster:
             "pg_ctl start",
             self.logs,
         )
-        wait_for(self.answers, f"PostgreSQL on port {self.port}", self.logs)
+        wait_until(self.answers, f"PostgreSQL on port {self.port}", 30, self.logs)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop it (``fast``: sessions are terminated, as a restart does)."""
@@ -218,7 +201,7 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-class PgBouncer:
+class PgBouncer(ManagedProcess):
     """A private PgBouncer (transaction mode) in front of ``server_port``, in the foreground
     so it can be stopped, hung (SIGSTOP) and resumed."""
 
@@ -263,7 +246,7 @@ class PgBouncer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(self.answers, f"PgBouncer on port {self.port}", self.logs)
+        wait_until(self.answers, f"PgBouncer on port {self.port}", 30, self.logs)
 
     def answers(self) -> bool:
         """Its admin console answers (PostgreSQL behind it may be down)."""
@@ -278,27 +261,6 @@ class PgBouncer:
             return True
         except psycopg.Error:
             return False
-
-    def stop(self) -> None:
-        """SIGTERM: PgBouncer exits at once and closes every connection."""
-        if self.process is None:
-            return
-        self.resume()
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def hang(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
 
 
 class Service:
@@ -375,7 +337,7 @@ class BrandWriter:
             )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        wait_for(lambda: self.latest() >= 1 or self._exited(), "the brand writer", self.logs)
+        wait_until(lambda: self.latest() >= 1 or self._exited(), "the brand writer", 30, self.logs)
         if self._exited():
             pytest.fail(f"the brand writer exited:\n{self.logs()}")
         return self

@@ -53,12 +53,11 @@ from tests.faults.cluster import (
     BrandWriter,
     PgBouncer,
     PostgresCluster,
-    RedisServer,
     Service,
     missing_binaries,
     private_dir,
-    wait_for,
 )
+from tests.processes import wait_until
 from tests.services import in_ci
 from tests.test_asgi import manage, service_env
 
@@ -154,30 +153,20 @@ def database(binaries) -> Iterator[Database]:
         pgbouncer.start()
         yield Database(postgres, pgbouncer, token)
     finally:
-        pgbouncer.stop()
+        pgbouncer.terminate()
         postgres.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
-def redis_server(binaries, tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, persistent=False)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.terminate()
-
-
-@pytest.fixture
-def service(request, database, redis_server, tmp_path) -> Iterator[Service]:
+def service(request, database, private_redis, tmp_path) -> Iterator[Service]:
     """The service through the private PgBouncer (or straight to the private PostgreSQL with
     the param ``"direct"``), its cache on the private Redis."""
     mode = getattr(request, "param", "pgbouncer")
     database.ensure_up()
     server = database.pgbouncer if mode == "pgbouncer" else database.postgres
     url = server.url(DATABASE)
-    with Service(tmp_path, url, DB_MODE=mode, REDIS_URL=redis_server.url) as running:
+    with Service(tmp_path, url, DB_MODE=mode, REDIS_URL=private_redis.url) as running:
         yield running
 
 
@@ -337,7 +326,7 @@ class Load:
             return [call for call in self.calls if call.start >= moment]
 
     def wait_requests(self, count: int, moment: float, what: str, log: Callable[[], str]) -> None:
-        wait_for(lambda: len(self.since(moment)) >= count, what, log, RECOVERY_TIMEOUT)
+        wait_until(lambda: len(self.since(moment)) >= count, what, RECOVERY_TIMEOUT, log)
 
     def hold(self, moment: float, at_least: float) -> None:
         """Keep the fault ``at_least`` seconds and until DURING_REQUESTS requests were
@@ -433,11 +422,11 @@ def run_fault(
         load.hold(fault_at, at_least)
         restore()
         restored_at = time.monotonic()
-        first = wait_for(
+        first = wait_until(
             lambda: load.first_success(restored_at, recovered),
             f"recovery after {fault}",
-            service.logs,
             RECOVERY_TIMEOUT,
+            service.logs,
         )
         load.wait_requests(PHASE_REQUESTS, first.end, "requests after recovery", service.logs)
     assert not load.crashes, "\n".join(load.crashes)
@@ -539,12 +528,12 @@ def check_only_503s(report: Report, service: Service) -> None:
 # The faults.
 
 
-def test_redis_killed_then_restarted(service, redis_server, database):
+def test_redis_killed_then_restarted(service, private_redis, database):
     """SIGKILL: reads and writes go on from the database; the restarted, empty Redis (a new
     run_id) gets a new epoch before it is read."""
     report = run_fault(
         service, database.token, "Redis killed (SIGKILL), restarted", "kill-",
-        inject=redis_server.crash, restore=redis_server.start, recovered=cache_hit,
+        inject=private_redis.crash, restore=private_redis.start, recovered=cache_hit,
         at_least=1.0,
     )  # fmt: skip
     check_answered(report, service)
@@ -553,7 +542,7 @@ def test_redis_killed_then_restarted(service, redis_server, database):
     check_fresh_after_recovery(report, service)
 
 
-def test_redis_frozen_while_another_process_writes(service, redis_server, database, tmp_path):
+def test_redis_frozen_while_another_process_writes(service, private_redis, database, tmp_path):
     """SIGSTOP for 3 s while another process of the service renames a brand the cached
     products embed, and the workers rename products: their invalidations are lost in the
     freeze. After SIGCONT the writers renew the epoch; no read after recovery is stale."""
@@ -562,7 +551,7 @@ def test_redis_frozen_while_another_process_writes(service, redis_server, databa
     with BrandWriter(service.env, brand, "freeze-brand-", tmp_path) as writer:
         report = run_fault(
             service, database.token, "Redis frozen (SIGSTOP 3 s), another process writing",
-            "freeze-", inject=redis_server.hang, restore=redis_server.resume,
+            "freeze-", inject=private_redis.hang, restore=private_redis.resume,
             recovered=cache_hit, at_least=3.0, brand_writer=writer,
             page=[row["id"] for row in rows],
         )  # fmt: skip
@@ -581,7 +570,7 @@ def test_pgbouncer_restarted(service, database):
     that need the database are 503 meanwhile, cached details may still answer."""
     report = run_fault(
         service, database.token, "PgBouncer stopped, restarted", "bouncer-",
-        inject=database.pgbouncer.stop, restore=database.pgbouncer.start,
+        inject=database.pgbouncer.terminate, restore=database.pgbouncer.start,
         recovered=database_success, at_least=1.5,
     )  # fmt: skip
     check_answered(report, service)
