@@ -37,6 +37,7 @@ from drf_scale.cache.store import (
 from drf_scale.conf import scale_settings
 
 T = TypeVar("T")
+RENEWER_THREAD = "drf-scale epoch renewal"
 
 
 # KEYS: epoch, generation, objects...; ARGV: field, token prefix, lease ms, new epoch, ttl s.
@@ -259,9 +260,9 @@ class RedisStore:
         renews the epoch every CACHE_RENEW_INTERVAL seconds until Redis takes it."""
         with self.lock:
             self.renew_epoch = True
-            if self.renewer is None or not self.renewer.is_alive():
+            if self.renewer is None:
                 self.renewer = threading.Thread(
-                    target=self._renew_until_done, name="drf-scale epoch renewal", daemon=True
+                    target=self._renew_until_done, name=RENEWER_THREAD, daemon=True
                 )
                 self.renewer.start()
 
@@ -270,7 +271,11 @@ class RedisStore:
         self.retired = True
 
     def _renew_until_done(self) -> None:
-        while self.renew_epoch and not self.retired:
+        while True:
+            with self.lock:  # a loss meanwhile either sees this thread or starts another
+                if not self.renew_epoch or self.retired:
+                    self.renewer = None
+                    return
             try:
                 self._call(lambda: None, past_breaker=True)  # the renewal comes first
             except Unavailable:
