@@ -127,7 +127,8 @@ def test_an_order_for_an_id_the_column_cannot_hold_is_a_400(user_client):
         "/api/orders/", {"lines": [{"product": 2**64, "quantity": 1}]}, format="json"
     )
     assert response.status_code == 400
-    assert list(response.json()["lines"]["0"]) == ["product"]
+    lines = response.json()["lines"]  # by index: a dict on DRF 3.18, a list before
+    assert list(lines["0"] if isinstance(lines, dict) else lines[0]) == ["product"]
 
 
 @pytest.mark.django_db
