@@ -151,9 +151,11 @@ def test_other_charsets_are_decoded_as_drf_decodes_them():
         parse(ORJSONParser(), body, "no-such-charset")
 
 
-@pytest.mark.parametrize("depth", [1_100, 100_000])
-def test_json_nested_past_the_depth_limit_is_a_parse_error(depth):
-    """orjson refuses nesting past 1024; DRF's json then recursed into a RecursionError (500)."""
+def test_json_nested_past_the_depth_limit_is_a_parse_error():
+    """orjson refuses nesting past 1,024 levels; Python's json, which then parses it, raises
+    RecursionError past its own limit (near 1,000 levels on 3.11, deeper on 3.12+): a 500
+    before, a 400 now."""
+    depth = 100_000
     body = b"[" * depth + b"]" * depth
     with pytest.raises(ParseError, match="nested too deeply"):
         parse(ORJSONParser(), body)
