@@ -5,6 +5,7 @@ postgres start the processes of example/Procfile (a Celery worker, beat, the web
 server) on the PostgreSQL test database, with Redis as cache and as broker.
 """
 
+import functools
 import json
 import os
 import socket
@@ -42,10 +43,11 @@ from drf_scale.queries import record_queries
 from example.celery import app
 from shop import aggregates as shop_aggregates
 from shop import stats
-from tests import services
+from tests import processes, services
 from tests.aggregates_helpers import probes
 from tests.aggregates_helpers.probes import probe
 from tests.factories import make_catalog
+from tests.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/1")
@@ -116,14 +118,8 @@ def broker(monkeypatch) -> Broker:
     return broker
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
-    """Poll ``condition`` until it is truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+# Celery workers start and compute slowly on a loaded machine: a generous bound.
+wait_until = functools.partial(processes.wait_until, timeout=20)
 
 
 # The registry, the schedule and the parameters.
@@ -373,12 +369,12 @@ PROCFILE = dict(
 )
 
 
-class Process:
+class Process(ManagedProcess):
     """A process of example/Procfile, started as a process manager would (from example/)."""
 
     def __init__(self, name: str, env: dict[str, str], log: Path, *args: str) -> None:
         self.name, self.env, self.log, self.args = name, env, log, args
-        self.popen: subprocess.Popen | None = None
+        self.process: subprocess.Popen | None = None
         self.offset = 0
 
     def start(self, *extra: str) -> None:
@@ -386,7 +382,7 @@ class Process:
         self.offset = self.log.stat().st_size
         command = " ".join(["exec", PROCFILE[self.name], *self.args, *extra])
         with self.log.open("a") as log:
-            self.popen = subprocess.Popen(
+            self.process = subprocess.Popen(
                 ["bash", "-c", command],
                 cwd=ROOT / "example",
                 env=self.env,
@@ -402,20 +398,10 @@ class Process:
         """Wait until the output of this run shows ``text``; fail with it if the process exits."""
 
         def shown() -> bool:
-            assert self.popen.poll() is None, f"{self.name} exited:\n{self.output()}"
+            assert self.process.poll() is None, f"{self.name} exited:\n{self.output()}"
             return text in self.output()
 
         wait_until(shown, timeout=30, what=f"{text!r} from {self.name}")
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.popen = None
 
 
 @pytest.fixture(scope="module")
@@ -449,14 +435,14 @@ def worker_process(process_env, tmp_path_factory):
         worker.wait_for(" ready.")
         yield worker
     finally:
-        worker.stop()
+        worker.terminate()
 
 
 @pytest.fixture
 def worker(worker_process, settings) -> Process:
     """The running worker, which this process sends tasks to; writes refresh after 1 s."""
     settings.DRF_SCALE = {**settings.DRF_SCALE, "AGGREGATE_DEBOUNCE": 1}
-    if worker_process.popen is None:
+    if worker_process.process is None:
         worker_process.start()
         worker_process.wait_for(" ready.")
     replaced = configure_celery(broker_url=BROKER_URL, task_always_eager=False)
@@ -496,7 +482,7 @@ class TestWithWorker:
 
     def test_the_stale_result_is_served_while_the_worker_is_down(self, worker, sent):
         probe.store(PARAMS, aged({"groups": -1}))
-        worker.stop()
+        worker.terminate()
         for _ in range(3):
             response = get_probe()
             assert response.status_code == 200
@@ -532,7 +518,7 @@ class TestWithWorker:
             url = f"http://127.0.0.1:{port}/api/stats/top-products/?days=7"
             body = wait_until(lambda: get_json(url), what=url)
         finally:
-            web.stop()
+            web.terminate()
         assert body["results"] == expected
         computed_at = datetime.fromisoformat(body["computed_at"]).timestamp()
         assert computed_at == pytest.approx(entry.computed_at, abs=0.001)  # not recomputed
@@ -544,6 +530,6 @@ class TestWithWorker:
         try:
             wait_until(lambda: probes.runs() >= 2, what="two refreshes from beat")
         finally:
-            beat.stop()
+            beat.terminate()
         sending = "Sending due task probe?scale=1 (drf_scale.aggregates.refresh_aggregate)"
         assert sending in beat.output()

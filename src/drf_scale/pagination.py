@@ -252,6 +252,7 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
     is a 400 naming the parameter.
     """
 
+    _built: tuple[Any, Any, QuerySet[Any]] | None = None  # get_page_queryset's, per request
     page_size: int | None = None  # None: DRF's PAGE_SIZE, else DEFAULT_PAGE_SIZE
     page_size_query_param: str | None = None  # opt-in, as in DRF; bounded by max_page_size
     max_page_size = 100
@@ -399,7 +400,13 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
     def get_page_queryset(
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> QuerySet[Any]:
-        """Validate the request and return the query for one page plus one row."""
+        """Validate the request and return the query for one page plus one row.
+
+        Built once per queryset and request: a view that validated early (a cached list
+        checks the query before its 304) pays for the cursor's signature once."""
+        built = self._built
+        if built is not None and built[0] is queryset and built[1] is request:
+            return built[2]
         model = queryset.model
         self.request = request
         self.base_url = request.build_absolute_uri()
@@ -420,7 +427,9 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
             vendor = connections[queryset.db].vendor
             row_comparison = vendor in self.row_comparison_vendors
             page = page.filter(keyset_filter(ordering, self.cursor.position, row_comparison))
-        return page[: self.current_page_size + 1]
+        page = page[: self.current_page_size + 1]
+        self._built = (queryset, request, page)
+        return page
 
     # Keyset pages need a QuerySet to order and filter, as DRF's CursorPagination does.
     def paginate_queryset(  # type: ignore[override]

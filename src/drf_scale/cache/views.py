@@ -358,7 +358,7 @@ class CachedListMixin(CachedViewMixin):
         if cache is None or not self.reads_compiled():  # type: ignore[attr-defined]
             return super().list(request, *args, **kwargs)
         # A bad filter, cursor, page size or ordering is a 400 before any 304: both built
-        # lazily, no query runs for them.
+        # lazily, no query runs for them; the paginator keeps the page query it built.
         queryset = self.filter_queryset(self.get_queryset())
         pk_name = queryset.model._meta.pk.attname
         keys = queryset.values(*self.get_row_columns(queryset.model))  # type: ignore[attr-defined]
