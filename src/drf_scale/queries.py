@@ -17,6 +17,7 @@ import re
 import site
 import sys
 import sysconfig
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -235,6 +236,8 @@ def install_recorder(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any
 
 
 connection_created.connect(install_recorder, dispatch_uid="drf_scale.recorder")
+# Whether this thread's connections have the recorder: later ones get it as they open.
+_this_thread = threading.local()
 
 
 @contextmanager
@@ -243,8 +246,10 @@ def record_queries(*, detail: bool = False) -> Iterator[QueryLog]:
 
     ``detail=True`` also records each query's call site and serializer field path.
     """
-    for alias in connections:  # this thread's connections, opened before this module or not
-        install_recorder(None, connections[alias])
+    if not getattr(_this_thread, "installed", False):  # once per thread, not per request
+        for alias in connections:  # this thread's connections, opened before this module or not
+            install_recorder(None, connections[alias])
+        _this_thread.installed = True
     log = QueryLog(detail=detail)
     token = _active_logs.set((*_active_logs.get(), log))
     try:
