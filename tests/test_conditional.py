@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from drf_scale.conditional import if_match_passes
+from drf_scale.http import if_match_passes
 from shop.models import Product
 from tests.test_writes import new_product
 

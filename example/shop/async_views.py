@@ -29,9 +29,9 @@ from rest_framework.views import exception_handler
 
 from drf_scale.cache.store import Entry
 from drf_scale.cache.views import RepresentationCache, entry_for, render_by_pk
-from drf_scale.conditional import not_modified, set_cache_headers
 from drf_scale.conf import scale_settings
 from drf_scale.fast import compile_read_plan
+from drf_scale.http import not_modified, set_cache_headers
 from drf_scale.renderers import ORJSONRenderer
 from shop.api_serializers import ProductDetailSerializer, ProductSerializer
 from shop.api_views import ProductPagination

@@ -34,9 +34,9 @@ from rest_framework.settings import api_settings
 
 from drf_scale.cache.invalidation import registry
 from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_store
-from drf_scale.conditional import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.conf import scale_settings
 from drf_scale.fast import ReadPlan
+from drf_scale.http import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.mixins import checks_objects
 from drf_scale.renderers import ORJSONRenderer
 
