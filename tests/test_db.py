@@ -10,7 +10,7 @@ from django.core.checks import Tags, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from drf_scale.checks import check_connection_settings, check_pool_capacity
+from drf_scale.checks import check_connection_settings, check_pool_capacity, check_settings
 from drf_scale.db import database_config, parse_url
 from tests.services import PORTS
 
@@ -95,9 +95,10 @@ def test_every_mode_passes_the_checks(settings):
             assert check_connection_settings() == [], (server, mode)
 
 
-def test_e020_unknown_server_mode(settings):
+def test_an_unknown_server_mode_is_a_settings_error(settings):
     settings.DRF_SCALE = {"SERVER_MODE": "ASGI"}
-    assert ids(check_connection_settings()) == ["drf_scale.E020"]
+    assert ids(check_settings()) == ["drf_scale.E062"]
+    assert check_connection_settings() == []  # it cannot tell which mode is meant
 
 
 def test_e021_persistent_connections_under_asgi(settings):

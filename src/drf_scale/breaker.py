@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 from django.core.cache import caches
-from django.core.signals import setting_changed
 
 from drf_scale.conf import scale_settings
 
@@ -98,10 +97,9 @@ def guarded_cache(alias: str) -> GuardedCache:
         return _guarded[alias]
 
 
-def _forget(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("CACHES", "DRF_SCALE"):
-        with _guarded_lock:
-            _guarded.clear()
+def _forget() -> None:
+    with _guarded_lock:
+        _guarded.clear()
 
 
-setting_changed.connect(_forget)
+scale_settings.on_change(_forget, also=("CACHES",))

@@ -1,7 +1,12 @@
-"""Django system checks for drf-scale (ids drf_scale.E001 / W001 ...)."""
+"""Django system checks for drf-scale (ids drf_scale.E001 / W001 ...).
 
+check_settings reports what is wrong with DRF_SCALE (E060 to E063); the other checks read
+it, and are skipped until it is right.
+"""
+
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from typing import Any, TypeVar
 
@@ -19,8 +24,8 @@ from rest_framework.serializers import (
     SerializerMethodField,
 )
 
-from drf_scale.conf import scale_settings
-from drf_scale.db import SERVERS, is_persistent, pool_max_size
+from drf_scale.conf import scale_settings, user_settings, validate
+from drf_scale.db import is_persistent, pool_max_size
 from drf_scale.fast import compile_read_plan
 from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination, ordering_index, resolve_ordering
@@ -33,6 +38,33 @@ PLANNED_ACTIONS = ("list", "retrieve")
 _DATABASE_ON_DELETE: tuple[type, ...] = tuple(
     filter(None, [getattr(deletion, "DatabaseOnDelete", None)])
 )
+
+
+# DRF_SCALE itself: unknown keys, wrong types, values outside their choices, import strings
+# that do not import (E060 to E063), all found by drf_scale.conf.validate.
+
+Check = Callable[..., list[CheckMessage]]
+
+
+@register("drf_scale")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E060: an unknown key; E061: a wrong type or value; E062: not one of the choices;
+    E063: an import string that does not import the class it should."""
+    return [
+        Error(problem.message, hint=problem.hint, id=problem.id)
+        for problem in validate(user_settings())
+    ]
+
+
+def _reads_settings(check: Check) -> Check:
+    """The other checks read DRF_SCALE, which raises while it is invalid: they wait until
+    check_settings has nothing to report."""
+
+    @functools.wraps(check)
+    def checked(*args: Any, **kwargs: Any) -> list[CheckMessage]:
+        return [] if validate(user_settings()) else check(*args, **kwargs)
+
+    return checked
 
 
 def _subclasses(cls: type[T]) -> Iterator[type[T]]:
@@ -54,6 +86,7 @@ def _serializer_classes(view_class: type) -> set[type]:
 
 
 @register("drf_scale")
+@_reads_settings
 def check_query_plans(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W001: a serializer of an OptimizedQuerysetMixin view has fields the planner cannot see."""
     _routed_view_classes()  # imports the views
@@ -74,20 +107,15 @@ def check_query_plans(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     return messages
 
 
-# Connections: settings that hold up in a test and fail under load (E020 to E025).
+# Connections: settings that hold up in a test and fail under load (E021 to E025; a bad
+# SERVER_MODE is E062).
 
 
 @register("drf_scale")
+@_reads_settings
 def check_connection_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E020 to E024: the server mode, and DATABASES entries unsafe for it or their pooler."""
+    """E021 to E024: DATABASES entries unsafe for the server mode or their pooler."""
     server = scale_settings.SERVER_MODE
-    if server not in SERVERS:
-        return [
-            Error(
-                f"DRF_SCALE SERVER_MODE must be one of {SERVERS}, not {server!r}.",
-                id="drf_scale.E020",
-            )
-        ]
     messages: list[CheckMessage] = []
     for alias, config in settings.DATABASES.items():
         if server == "asgi" and is_persistent(config):
@@ -132,6 +160,7 @@ def check_connection_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
 
 
 @register(Tags.database)
+@_reads_settings
 def check_pool_capacity(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -186,6 +215,7 @@ def _routed_view_classes() -> set[type]:
 
 
 @register("drf_scale")
+@_reads_settings
 def check_keyset_indexes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W010: no index yields an ordering a KeysetPagination view allows; E010: not a field.
 
@@ -253,6 +283,7 @@ def _view_serializers(view_class: type) -> set[type]:
 
 
 @register("drf_scale")
+@_reads_settings
 def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W030: fields = "__all__"; W031: model introspection per request; W032: a plan falls back.
 
@@ -332,6 +363,7 @@ def _method_fields(serializer: Any, where: str) -> Iterator[str]:
 
 
 @register("drf_scale")
+@_reads_settings
 def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W040: a public cached view renders method fields; E040: memory store, many workers."""
     from drf_scale.cache.views import CachedViewMixin
@@ -381,6 +413,7 @@ def _deleted_by_the_database(model: type[Model]) -> list[Any]:
 
 
 @register("drf_scale")
+@_reads_settings
 def check_database_on_delete(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E041: cached representations embed rows the database deletes or changes without signals."""
     from drf_scale.cache.invalidation import Dependency, registry
@@ -450,6 +483,7 @@ _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
 
 @register("drf_scale")
+@_reads_settings
 def check_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W050: a Redis cache drf_scale uses (COUNT_CACHE, AGGREGATE_CACHE) without timeouts."""
     messages: list[CheckMessage] = []
@@ -471,6 +505,7 @@ def check_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 
 
 @register("drf_scale")
+@_reads_settings
 def check_extras(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E050: a Redis cache without the redis extra; E051: aggregates without the celery extra."""
     redis_users = ["DRF_SCALE CACHE_URL"] if scale_settings.CACHE_URL else []

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 
 import orjson
 from django.core.exceptions import FieldError, ObjectDoesNotExist
-from django.core.signals import setting_changed
 from django.db import models
 from django.db.models import F, Prefetch
 from django.db.models.constants import LOOKUP_SEP
@@ -778,9 +777,5 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     return ReadPlan(serializer_class, _root=root)
 
 
-def _recompile(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("REST_FRAMEWORK", "DRF_SCALE"):  # formats and coercions are compiled in
-        compile_read_plan.cache_clear()
-
-
-setting_changed.connect(_recompile)
+# Formats and coercions (REST_FRAMEWORK) are compiled in too.
+scale_settings.on_change(compile_read_plan.cache_clear, also=("REST_FRAMEWORK",))

@@ -37,7 +37,6 @@ from django.db.models import F, Func, Q, QuerySet, UniqueConstraint, Value
 from django.db.models.expressions import OrderBy
 from django.db.models.lookups import GreaterThan, LessThan
 from django.template import loader
-from django.utils.module_loading import import_string
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination, LimitOffsetPagination, PageNumberPagination
 from rest_framework.request import Request
@@ -78,7 +77,7 @@ class CountStrategyMixin:
     def get_count_strategy(self) -> CountStrategy:
         if self.count_strategy is not None:
             return self.count_strategy
-        return import_string(scale_settings.COUNT_STRATEGY)()
+        return scale_settings.COUNT_STRATEGY()  # the class, imported once
 
     def count_rows(self, queryset: QuerySet[Any] | Sequence[Any]) -> CountResult:
         if not isinstance(queryset, QuerySet):

@@ -30,8 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from django.core.signals import setting_changed
-
 from drf_scale.conf import scale_settings
 
 if TYPE_CHECKING:
@@ -216,12 +214,9 @@ def get_store() -> Store:
         return _stores[url]
 
 
-def _forget_stores(*, setting: str, **kwargs: Any) -> None:
-    if setting == "DRF_SCALE":
-        with _stores_lock:
-            for store in _stores.values():
-                store.retire()
-            _stores.clear()
-
-
-setting_changed.connect(_forget_stores)
+@scale_settings.on_change
+def _forget_stores() -> None:
+    with _stores_lock:
+        for store in _stores.values():
+            store.retire()
+        _stores.clear()

@@ -48,6 +48,7 @@ else:
 SCOPES = ("public", "user", None)
 
 
+@scale_settings.derived  # CACHE_VERSION is part of it
 @functools.cache
 def namespace(serializer_class: type[BaseSerializer]) -> str:
     """The serializer's identity and declaration: changing its fields changes its keys."""
