@@ -1,15 +1,18 @@
 """ServerTimingMiddleware under WSGI and ASGI, with its own tiny URLconf."""
 
+import logging
 import re
 
 import pytest
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIHandler
 from django.http import JsonResponse
 from django.test import AsyncClient, Client
 from django.urls import path
 
-from drf_scale.middleware import RequestTiming
+from drf_scale.middleware import RequestTiming, ServerTimingMiddleware
 
 
 def three_queries(request):
@@ -21,7 +24,17 @@ def three_queries(request):
 three_queries.query_budget = None  # the same query thrice on purpose: not checked
 
 
-urlpatterns = [path("three/", three_queries)]
+async def three_queries_async(request):
+    """An async view: two queries in sync_to_async's thread, one on the async ORM."""
+    await sync_to_async(lambda: [list(Group.objects.filter(name=f"g{i}")) for i in range(2)])()
+    [group async for group in Group.objects.filter(name="g2")]
+    return JsonResponse({"ok": True})
+
+
+three_queries_async.query_budget = None
+
+
+urlpatterns = [path("three/", three_queries), path("three-async/", three_queries_async)]
 HEADER = re.compile(r'^db;dur=\d+\.\d{2};desc="(\d+) queries", app;dur=\d+\.\d{2}$')
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
@@ -63,3 +76,52 @@ def test_header_format():
     assert RequestTiming(queries=2, db_ms=1.5, app_ms=3.25).header() == (
         'db;dur=1.50;desc="2 queries", app;dur=3.25'
     )
+
+
+# Async-capable: no thread for it in an async stack.
+
+ONLY_TIMING = ["drf_scale.middleware.ServerTimingMiddleware"]
+
+
+def test_is_a_coroutine_function_around_an_async_handler():
+    async def async_view(request):
+        return JsonResponse({})
+
+    assert ServerTimingMiddleware.sync_capable and ServerTimingMiddleware.async_capable
+    assert iscoroutinefunction(ServerTimingMiddleware(async_view))
+    assert not iscoroutinefunction(ServerTimingMiddleware(three_queries))
+
+
+def adaptations(settings, caplog, middleware: list[str]) -> list[str]:
+    """What Django's ASGI handler adapts (sync to async or back) to build ``middleware``."""
+    settings.DEBUG, settings.MIDDLEWARE = True, middleware  # DEBUG: the handler logs them
+    with caplog.at_level(logging.DEBUG, logger="django.request"):
+        ASGIHandler()
+    return [r.getMessage() for r in caplog.records if "adapted" in r.getMessage()]
+
+
+def test_django_does_not_adapt_it_in_an_async_stack(settings, caplog):
+    assert adaptations(settings, caplog, ONLY_TIMING) == []
+    # The control: a sync-only middleware gets the async view handler adapted to sync.
+    sync_only = "drf_scale.middleware.DatabaseUnavailableMiddleware"
+    assert adaptations(settings, caplog, [sync_only]) == [
+        f"Asynchronous handler adapted for middleware {sync_only}."
+    ]
+
+
+@pytest.mark.parametrize("middleware", [ONLY_TIMING, None], ids=["async-stack", "test-stack"])
+async def test_counts_the_queries_of_an_async_view(settings, middleware):
+    """In the async stack (the middleware's __acall__) and in the tests' stack (sync-only
+    middleware after it: Django runs it sync), queries in sync_to_async's thread count."""
+    if middleware is not None:
+        settings.MIDDLEWARE = middleware
+    first = await AsyncClient().get("/three-async/")
+    second = await AsyncClient().get("/three-async/")
+    assert HEADER.match(first.headers["Server-Timing"]).group(1) == "3"
+    assert (first.timing.queries, second.timing.queries) == (3, 3)
+
+
+async def test_async_stack_times_a_sync_view(settings):
+    settings.MIDDLEWARE = ONLY_TIMING
+    response = await AsyncClient().get("/three/")
+    assert response.timing.queries == 3

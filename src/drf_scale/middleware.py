@@ -9,10 +9,12 @@ and for N+1 queries: "log" writes a readable report to the ``drf_scale.queries``
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -57,29 +59,53 @@ class ServerTimingMiddleware:
     """Count the SQL queries of each request, add a Server-Timing header, check the queries.
 
     ``app`` is the time spent outside the database. Tests read the figures of a response
-    from ``response.timing``.
+    from ``response.timing``. Sync and async (``__acall__`` in an async stack, no thread):
+    the recording is a ContextVar, which ``sync_to_async`` carries into its thread, so the
+    queries an async view runs there count for its request.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        with self.measure(request) as finish:
+            return finish(self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        with self.measure(request) as finish:
+            return finish(await self.get_response(request))
+
+    @contextmanager
+    def measure(self, request: HttpRequest) -> Iterator[Callable[[HttpResponse], HttpResponse]]:
+        """Record the queries of the block; ``finish(response)`` sets the timing and header
+        on the response and checks the queries."""
         mode = query_checks_mode()
         start = time.perf_counter()
         with record_queries(detail=mode != "off") as log:
-            response = self.get_response(request)
-        db_s = log.duration
-        timing = RequestTiming(
-            queries=log.count,
-            db_ms=db_s * 1000,
-            app_ms=(time.perf_counter() - start - db_s) * 1000,
-        )
-        response.timing = timing  # type: ignore[attr-defined]
-        if scale_settings.SERVER_TIMING:
-            response.headers["Server-Timing"] = timing.header()
-        if mode != "off":
-            self.check_queries(request, log, raise_problems=mode == "raise")
-        return response
+
+            def finish(response: HttpResponse) -> HttpResponse:
+                db_s = log.duration
+                timing = RequestTiming(
+                    queries=log.count,
+                    db_ms=db_s * 1000,
+                    app_ms=(time.perf_counter() - start - db_s) * 1000,
+                )
+                response.timing = timing  # type: ignore[attr-defined]
+                if scale_settings.SERVER_TIMING:
+                    response.headers["Server-Timing"] = timing.header()
+                if mode != "off":
+                    self.check_queries(request, log, raise_problems=mode == "raise")
+                return response
+
+            yield finish
 
     def check_queries(self, request: HttpRequest, log: QueryLog, *, raise_problems: bool) -> None:
         """Log or raise the request's budget overrun and N+1s."""
