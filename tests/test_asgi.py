@@ -6,6 +6,7 @@ stopped. Timing is asserted only as "did not hang".
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,10 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def get(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, method=method)
+def get(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -178,6 +181,61 @@ def test_async_product_views_serve_cache_hits_under_asgi(sqlite_env):
     _, headers, body = page[-1]
     assert headers["X-Cache"] == "5/5 hit"
     assert json.loads(body)["results"] == json.loads(sync_page[2])["results"]
+
+
+def queries(headers: dict[str, str]) -> int:
+    """The query count of a response's Server-Timing header."""
+    match = re.search(r'desc="(\d+) queries"', headers["Server-Timing"])
+    assert match is not None, headers["Server-Timing"]
+    return int(match.group(1))
+
+
+def walk(url: str, first: str) -> tuple[list[dict], list[dict[str, str]]]:
+    """Every row of a cursor-paginated list from ``first`` on, and each page's headers."""
+    rows, pages, path = [], [], first
+    while path:
+        status, headers, body = get(url + path)
+        assert status == 200, body
+        page = json.loads(body)
+        rows += page["results"]
+        pages.append(headers)
+        path = page["next"] and page["next"].removeprefix(url)
+    return rows, pages
+
+
+def test_async_cached_reads_under_asgi(sqlite_env):
+    """AsyncCachedReads under uvicorn workers sharing Redis: a miss queries, a hit does not
+    (Server-Timing, counted by the middleware around the async views); the same body and
+    ETag as /api/; 304 on If-None-Match; 404 JSON; list pages served from the cache."""
+    if not services.reachable("redis"):
+        if services.in_ci():
+            pytest.fail("Redis is not reachable and CI=true")
+        pytest.skip("needs Redis")
+    redis_url = "redis://127.0.0.1:6379/5"
+    redis.Redis.from_url(redis_url).flushdb()  # no entry of an earlier run's database
+    with gunicorn(ASGI, {**sqlite_env, "REDIS_URL": redis_url}) as url:
+        miss = get(url + "/api/async/products/9/")
+        hit = get(url + "/api/async/products/9/")
+        sync = get(url + "/api/products/9/")
+        etag = hit[1]["ETag"]
+        revalidated = get(url + "/api/async/products/9/", headers={"If-None-Match": etag})
+        missing = get(url + "/api/async/products/999999/")
+        cold_rows, cold_pages = walk(url, "/api/async/products/?page_size=7&ordering=price")
+        warm_rows, warm_pages = walk(url, "/api/async/products/?page_size=7&ordering=price")
+        api_rows, _ = walk(url, "/api/products/?page_size=7&ordering=price")
+
+    assert (miss[0], miss[1]["X-Cache"], hit[0], hit[1]["X-Cache"]) == (200, "miss", 200, "hit")
+    assert queries(miss[1]) > 0 and queries(hit[1]) == 0
+    assert miss[2] == hit[2] == sync[2] and miss[1]["ETag"] == etag == sync[1]["ETag"]
+    assert hit[1]["Content-Type"] == "application/json"
+    assert (hit[1]["Cache-Control"], hit[1]["Vary"]) == (sync[1]["Cache-Control"], "Accept")
+    assert (revalidated[0], revalidated[2], revalidated[1]["ETag"]) == (304, b"", etag)
+    assert queries(revalidated[1]) == 0
+    assert missing[0] == 404 and queries(missing[1]) > 0
+    assert json.loads(missing[2]) == {"detail": "No Product matches the given query."}
+    assert cold_rows == warm_rows == api_rows and len(api_rows) == 40
+    assert cold_pages[0]["X-Cache"] == "0/7 hit"
+    assert [page["X-Cache"] for page in warm_pages] == ["7/7 hit"] * 5 + ["5/5 hit"]
 
 
 # The view in process, against the upstream subprocess in each of its moods.

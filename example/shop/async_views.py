@@ -1,9 +1,10 @@
 """Async views for I/O-bound endpoints: the worker serves other requests while one waits.
 
-``product_detail`` and ``product_list`` are /api/'s product detail and list for ASGI: cached
-representations come from Redis through the async client, without a thread; the list pages
-by cursor through ``KeysetPagination.apaginate_queryset`` on the async ORM; misses render in
-one sync_to_async call.
+``product_detail`` and ``product_list`` are /api/'s product detail and list for ASGI, through
+``drf_scale.cache.AsyncCachedReads``: cached representations come from Redis through the async
+client, without a thread; the list pages by cursor through
+``KeysetPagination.apaginate_queryset`` on the async ORM; misses render in one sync_to_async
+call.
 
 A plain async Django view (DRF views are sync). The ORM work of a request runs in one
 ``sync_to_async`` call, then the upstream call awaits on the event loop with a timeout:
@@ -17,25 +18,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
-import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.http import require_safe
 from rest_framework import serializers
-from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.request import Request
-from rest_framework.views import exception_handler
 
-from drf_scale.cache.store import Entry
-from drf_scale.cache.views import RepresentationCache, entry_for, render_by_pk
-from drf_scale.conf import scale_settings
-from drf_scale.fast import compile_read_plan
-from drf_scale.http import not_modified, set_cache_headers
-from drf_scale.renderers import ORJSONRenderer
+from drf_scale.cache import AsyncCachedReads
 from shop.api_serializers import ProductDetailSerializer, ProductSerializer
 from shop.api_views import ProductPagination
-from shop.filters import PRODUCT_ORDERINGS, ProductFilter
+from shop.filters import ProductFilter
 from shop.models import Product
 
 
@@ -118,77 +110,20 @@ async def shipping_quote(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"product": pk, "dest": dest, "quantity": quantity, **quote})
 
 
-def _render_detail(pk: int) -> Any:
-    """The /api/ detail representation of product ``pk`` (None if there is none)."""
-    rows = compile_read_plan(ProductDetailSerializer).execute(Product.objects.filter(pk=pk))
-    return rows[0] if rows else None
-
-
-def _fetch_detail(pk: int) -> tuple[Entry | None, str]:
-    """A miss: the sync path, with its lease, in one sync_to_async call."""
-    if not scale_settings.CACHE_ENABLED:
-        data = _render_detail(pk)
-        return (None if data is None else entry_for(data)), "bypass"
-    cache = RepresentationCache(ProductDetailSerializer, "public")
-    return cache.fetch(pk, functools.partial(_render_detail, pk))
+detail_reads = AsyncCachedReads(ProductDetailSerializer, depends_on=("reviews",))
+list_reads = AsyncCachedReads(ProductSerializer, depends_on=("reviews",))
 
 
 @require_safe
-async def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
+async def product_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
     """GET /api/async/products/<pk>/: the JSON and ETag of /api/products/<pk>/."""
-    cache = RepresentationCache(ProductDetailSerializer, "public")
-    [entry] = await cache.apeek([pk]) if scale_settings.CACHE_ENABLED else [None]
-    state = "hit"
-    if entry is None:
-        entry, state = await sync_to_async(_fetch_detail)(pk)
-    if entry is None:
-        return JsonResponse({"detail": "No Product matches the given query."}, status=404)
-    response = not_modified(request, entry.etag, public=True) or HttpResponse(
-        entry.body, content_type="application/json"
-    )
-    set_cache_headers(response, public=True, etag=entry.etag)
-    response["X-Cache"] = state
-    return response
-
-
-def _render_rows(pks: list[int]) -> dict[int, Any]:
-    plan = compile_read_plan(ProductSerializer)
-    return render_by_pk(plan, Product.objects.all(), pks, context={})
-
-
-async def _list_entries(pks: list[int]) -> tuple[dict[int, Entry], int]:
-    """The page's entries: hits on the event loop, the misses in one sync_to_async call."""
-    cache = RepresentationCache(ProductSerializer, "public")
-    if not scale_settings.CACHE_ENABLED:
-        rendered = await sync_to_async(_render_rows)(pks)
-        return {pk: entry_for(data) for pk, data in rendered.items()}, 0
-    peeked = await cache.apeek(pks)
-    entries = {pk: entry for pk, entry in zip(pks, peeked, strict=True) if entry is not None}
-    missing = [pk for pk in pks if pk not in entries]
-    if missing:
-        filled, _ = await sync_to_async(cache.entries)(missing, _render_rows)
-        entries.update(filled)
-    return entries, len(pks) - len(missing)
+    return await detail_reads.aretrieve(request, pk)
 
 
 @require_safe
 async def product_list(request: HttpRequest) -> HttpResponse:
     """GET /api/async/products/: the filters, cursor pages and JSON of /api/products/."""
-    drf_request = Request(request)
     filterset = ProductFilter(request.GET, queryset=Product.objects.all())
-    paginator = ProductPagination()
-    try:
-        if not filterset.is_valid():
-            raise ValidationError(filterset.errors)
-        keys = filterset.qs.values("id", *PRODUCT_ORDERINGS)
-        page = await paginator.apaginate_queryset(keys, drf_request)
-    except APIException as error:
-        failed = exception_handler(error, {})
-        return JsonResponse(failed.data, status=failed.status_code, safe=False)
-    pks = [row["id"] for row in page]
-    entries, hits = await _list_entries(pks)
-    results = [orjson.Fragment(entries[pk].body) for pk in pks if pk in entries]
-    body = ORJSONRenderer().render(paginator.get_paginated_response(results).data)
-    response = HttpResponse(body, content_type="application/json")
-    response["X-Cache"] = f"{hits}/{len(pks)} hit"
-    return response
+    if not filterset.is_valid():
+        return JsonResponse(filterset.errors, status=400)
+    return await list_reads.alist(request, filterset.qs, ProductPagination())
