@@ -39,15 +39,15 @@ from rest_framework.serializers import BaseSerializer, ListSerializer, Serialize
 from rest_framework.settings import api_settings
 
 from drf_scale.conf import scale_settings
-from drf_scale.planner import (
-    QueryPlan,
-    class_hints,
-    is_many,
-    model_attributes,
-    optimize,
-    relation_of,
-    requires,
+from drf_scale.model_meta import (
+    ModelField,
+    Relation,
+    attribute,
+    column_attname,
+    pk_attname,
+    relation,
 )
+from drf_scale.planner import QueryPlan, class_hints, optimize, requires
 
 if TYPE_CHECKING:
     # Django's private prefetch filter, absent from django-stubs.
@@ -110,9 +110,7 @@ def _read(instance: Any, path: str) -> Any:
                 return None
     except ObjectDoesNotExist:
         return None
-    # mypy#11470: type objects are Hashable, as functools.cache requires
-    found = model_attributes(type(instance)).get(last)  # type: ignore[arg-type]
-    return getattr(instance, found.attname if found is not None and found.concrete else last)
+    return getattr(instance, column_attname(type(instance), last) or last)
 
 
 # The serializer context compiled fields see while a plan renders.
@@ -419,19 +417,16 @@ class _Scope:
     def column(self, name: str) -> str:
         return self.aliases.get(name, self.prefix + name)
 
-    def join(self, relation: Any) -> _Scope:
-        """The scope of the to-one ``relation``'s row, joined into the same query."""
-        prefix = f"{self.prefix}{relation.name}{LOOKUP_SEP}"
-        model = relation.related_model
-        if isinstance(relation, models.ForeignObjectRel):  # a reverse one-to-one
+    def join(self, step: Relation) -> _Scope:
+        """The scope of the to-one ``step``'s row, joined into the same query."""
+        prefix = f"{self.prefix}{step.name}{LOOKUP_SEP}"
+        model = step.related_model
+        if not step.forward:  # a reverse one-to-one
             return _Scope(self.query, model, prefix, True, prefix + "pk")
-        key = self.column(relation.name)  # the foreign key holds the target's value: no join
-        target = relation.target_field
-        aliases = {target.name: key, target.attname: key}
-        if target.primary_key:
-            aliases["pk"] = key
-        present = key if relation.null else self.present
-        return _Scope(self.query, model, prefix, self.outer or relation.null, present, aliases)
+        key = self.column(step.name)  # the foreign key holds the target's value: no join
+        aliases = dict.fromkeys(step.key_names, key)
+        present = key if step.null else self.present
+        return _Scope(self.query, model, prefix, self.outer or step.null, present, aliases)
 
 
 def _defined_outside_drf(obj: Any, name: str) -> bool:
@@ -453,20 +448,6 @@ _DRF_ONLY_METHODS = ("to_representation", "get_fields", "__init__")
 def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     """An instance of ``kind`` that represents values as DRF's class does."""
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
-
-
-def _back(relation: Any) -> str:
-    """The lookup from the rows of a to-many ``relation`` back to the row they belong to."""
-    if isinstance(relation, models.ForeignObjectRel):
-        return relation.field.name
-    return relation.related_query_name()
-
-
-def _parent_key(relation: Any, model: type[models.Model]) -> str:
-    """The column of ``model``'s rows that the to-many ``relation``'s rows point to."""
-    if relation.one_to_many:
-        return relation.field.target_field.attname
-    return model._meta.pk.attname
 
 
 class _Compiler:
@@ -518,12 +499,12 @@ class _Compiler:
         *through, last = f.source_attrs
         inner = scope
         for name in through:
-            relation = relation_of(inner.model, name)
-            if relation is None or is_many(relation):
+            step = relation(inner.model, name)
+            if step is None or step.many:
                 return f"{key}: {self.fail(where, f'{name!r} is not a to-one relation')}"
-            if isinstance(relation, models.ForeignObjectRel):
+            if not step.forward:
                 return f"{key}: {self.fail(where, f'{name!r} is a reverse one-to-one')}"
-            inner = inner.join(relation)
+            inner = inner.join(step)
         code = self.value(f, inner, last, declared if not through else {}, where)
         if inner.present == scope.present:
             return f"{key}: {code}"
@@ -549,14 +530,14 @@ class _Compiler:
         """The code of ``f``'s representation of attribute ``name`` of the scope's rows."""
         if name in declared:
             lookup = declared[name]
-            relation = relation_of(scope.model, lookup.prefetch_through)
-            if relation is None or not is_many(relation):
+            step = relation(scope.model, lookup.prefetch_through)
+            if step is None or not step.many:
                 return self.fail(where, f"Prefetch({lookup.prefetch_through!r}) is not to-many")
-            return self.many(f, scope, relation, lookup.queryset, where)
+            return self.many(f, scope, step, lookup.queryset, where)
         if not scope.prefix and name in scope.query.annotations:
             output = _output_field(scope.query.annotations[name])
             return scope.query.convert(_converter(f, output), scope.query.read(name), True)
-        found = model_attributes(scope.model).get(name)
+        found = attribute(scope.model, name)
         if found is None:
             model = scope.model.__name__
             if hasattr(scope.model, name):
@@ -566,27 +547,29 @@ class _Compiler:
             return self.fail(
                 where, f"{name!r} is no field of {model} nor an annotation declared by @requires"
             )
-        if not found.is_relation or (found.concrete and name != found.name):
+        if isinstance(found, ModelField) and found.column:
             return self.column(f, scope, name, found, where)
-        relation = relation_of(scope.model, name)
-        if relation is None:
+        if isinstance(found, ModelField) or not found.plannable:
             return self.fail(where, f"{name!r} is not a relation the compiler can join")
-        if is_many(relation):
-            return self.many(f, scope, relation, None, where)
-        return self.one(f, scope, relation, where)
+        if found.many:
+            return self.many(f, scope, found, None, where)
+        return self.one(f, scope, found, where)
 
-    def column(self, f: fields.Field, scope: _Scope, name: str, found: Any, where: str) -> str:
+    def column(
+        self, f: fields.Field, scope: _Scope, name: str, found: ModelField, where: str
+    ) -> str:
         if isinstance(f, BaseSerializer | relations.RelatedField | relations.ManyRelatedField):
             return self.fail(where, f"{type(f).__name__} on the column {name!r}")
         if type(getattr(scope.model, found.attname, None)) not in _PLAIN_DESCRIPTORS:
-            return self.fail(where, f"{name!r} has a custom descriptor ({type(found).__name__})")
+            kind = type(found.field).__name__
+            return self.fail(where, f"{name!r} has a custom descriptor ({kind})")
         query = scope.query
-        nullable = scope.outer or found.null
-        return query.convert(_converter(f, found), query.read(scope.column(name)), nullable)
+        nullable = scope.outer or found.field.null
+        return query.convert(_converter(f, found.field), query.read(scope.column(name)), nullable)
 
-    def one(self, f: fields.Field, scope: _Scope, relation: Any, where: str) -> str:
+    def one(self, f: fields.Field, scope: _Scope, step: Relation, where: str) -> str:
         """A to-one relation rendered by a nested serializer, its key or a slug."""
-        inner = scope.join(relation)
+        inner = scope.join(step)
         query = scope.query
         if isinstance(f, Serializer):
             code = self.serializer(f, inner, where)
@@ -596,8 +579,7 @@ class _Compiler:
             return f"({code} if {query.read(inner.present)} is not None else None)"
         if _drf_field(f, relations.PrimaryKeyRelatedField):
             # DRF reads the foreign key's raw value, or the reverse one-to-one row's key.
-            forward = not isinstance(relation, models.ForeignObjectRel)
-            key = query.read(scope.column(relation.name) if forward else inner.column("pk"))
+            key = query.read(scope.column(step.name) if step.forward else inner.column("pk"))
             if f.pk_field is None:
                 return key
             return query.convert(f.pk_field.to_representation, key, True)
@@ -608,17 +590,17 @@ class _Compiler:
     def slug(self, f: relations.SlugRelatedField, scope: _Scope, where: str) -> str:
         *through, last = f.slug_field.split(LOOKUP_SEP)
         for name in through:
-            relation = relation_of(scope.model, name)
-            if relation is None or is_many(relation):
+            step = relation(scope.model, name)
+            if step is None or step.many:
                 return self.fail(where, f"slug_field {f.slug_field!r} is not a to-one path")
-            scope = scope.join(relation)
+            scope = scope.join(step)
         return scope.query.read(scope.column(last))
 
     def many(
         self,
         f: fields.Field,
         scope: _Scope,
-        relation: Any,
+        step: Relation,
         queryset: QuerySet | None,
         where: str,
     ) -> str:
@@ -633,13 +615,13 @@ class _Compiler:
         else:
             return self.fail(where, f"{type(f).__name__} on the to-many relation")
         if queryset is None:
-            queryset = relation.related_model._default_manager.all()
+            queryset = step.related_model._default_manager.all()
         child = _Query()
         inner = _Scope(child, queryset.model)
         if isinstance(item, Serializer):
             code = self.serializer(item, inner, f"{where}[]")
         elif _drf_field(item, relations.PrimaryKeyRelatedField):
-            key = child.read(queryset.model._meta.pk.attname)
+            key = child.read(pk_attname(queryset.model))
             converter = item.pk_field.to_representation if item.pk_field is not None else None
             code = child.convert(converter, key, False)
         elif _drf_field(item, relations.SlugRelatedField):
@@ -649,9 +631,9 @@ class _Compiler:
         if self.reasons:
             return "None"
         child.compile(code, where)
-        parent_key = scope.column(_parent_key(relation, scope.model))
+        parent_key = scope.column(step.parent_key)
         name = scope.query.name("m")
-        scope.query.children.append(_Child(name, parent_key, _back(relation), queryset, child))
+        scope.query.children.append(_Child(name, parent_key, step.back, queryset, child))
         return f"{name}.get({scope.query.read(parent_key)}, [])"
 
     def method(self, f: fields.SerializerMethodField, scope: _Scope, where: str) -> str:
@@ -678,14 +660,13 @@ class _Compiler:
         """The column of ``path`` (to-one relations, then a column or annotation), if it is one."""
         *through, last = path.split(LOOKUP_SEP)
         for name in through:
-            relation = relation_of(scope.model, name)
-            if relation is None or is_many(relation):
+            step = relation(scope.model, name)
+            if step is None or step.many:
                 return None
-            scope = scope.join(relation)
+            scope = scope.join(step)
         if not scope.prefix and last in scope.query.annotations:
             return last
-        found = model_attributes(scope.model).get(last)
-        if found is None or not found.concrete or found.many_to_many:
+        if column_attname(scope.model, last) is None:
             return None
         return scope.column(last)
 

@@ -35,6 +35,8 @@ from rest_framework.relations import (
 )
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
 
+from drf_scale.model_meta import Kind, ModelField, Relation, attribute, relation
+
 logger = logging.getLogger("drf_scale.planner")
 
 _HINT = "_drf_scale_requires"
@@ -195,55 +197,30 @@ def _has_queryset(lookup: str | Prefetch) -> bool:
 # The walk: a tree of nodes, one per set of rows rendering reads.
 
 
-def relation_of(model: type[models.Model], name: str) -> Any:
-    """The plannable relation ``name`` of ``model``: a forward relation with a column or a
-    join table (foreign key, one-to-one, many-to-many), or a reverse relation."""
-    found = model_attributes(model).get(name)
-    if found is None or not found.is_relation or found.related_model is None:
-        return None
-    # Django 6.0 made ManyToManyField non-concrete: test for it by class, not by ``concrete``.
-    plannable = (models.ForeignObjectRel, models.ManyToManyField)
-    return found if found.concrete or isinstance(found, plannable) else None
-
-
-def is_many(relation: Any) -> bool:
-    """Whether ``relation`` reaches many rows (reverse FK or M2M)."""
-    return bool(relation.one_to_many or relation.many_to_many)
-
-
 @dataclass
 class _Edge:
     """A relation from a node's rows: joined or prefetched."""
 
-    relation: Any  # a concrete relation field or a reverse relation (ForeignObjectRel)
+    relation: Relation
     node: _Node
     to_attr: str | None = None
     queryset: QuerySet | None = None
 
     @property
-    def forward(self) -> bool:
-        return not isinstance(self.relation, models.ForeignObjectRel)
-
-    @property
-    def accessor(self) -> str:
-        """The attribute on the instance, which prefetch_related traverses."""
-        return self.relation.name if self.forward else self.relation.get_accessor_name()
-
-    @property
     def joinable(self) -> bool:
         """Single-valued, nothing to annotate and no declared queryset: select_related."""
         declared = self.to_attr is not None or self.queryset is not None
-        return not (declared or is_many(self.relation) or self.node.annotations)
+        return not (declared or self.relation.many or self.node.annotations)
 
     def back_pointer(self) -> tuple[str, ...]:
         """The column of the related rows that prefetch needs to stitch them to their owners."""
-        if self.forward or self.relation.many_to_many:
+        if self.relation.forward or self.relation.kind is Kind.REVERSE_MANY_TO_MANY:
             return ()
-        return (self.relation.field.name,)
+        return (self.relation.back,)
 
     def default_queryset(self) -> QuerySet:
         model = self.node.model
-        manager = model._default_manager if is_many(self.relation) else model._base_manager
+        manager = model._default_manager if self.relation.many else model._base_manager
         return manager.all()
 
 
@@ -263,26 +240,10 @@ class _Node:
     def read_everything(self) -> None:
         self.columns = None
 
-    def edge(self, name: str, relation: Any, model: type[models.Model] | None = None) -> _Edge:
+    def edge(self, name: str, step: Relation, model: type[models.Model] | None = None) -> _Edge:
         if name not in self.relations:
-            self.relations[name] = _Edge(relation, _Node(model or relation.related_model))
+            self.relations[name] = _Edge(step, _Node(model or step.related_model))
         return self.relations[name]
-
-
-@functools.cache
-def model_attributes(model: type[models.Model]) -> Mapping[str, Any]:
-    """Model fields and relations by the attribute names serializers use as ``source``."""
-    found: dict[str, Any] = {"pk": model._meta.pk}
-    for model_field in model._meta.get_fields():
-        if isinstance(model_field, models.ForeignObjectRel):
-            accessor = model_field.get_accessor_name()
-            if accessor:
-                found[accessor] = model_field
-        else:
-            found[model_field.name] = model_field
-            if model_field.concrete:
-                found[model_field.attname] = model_field
-    return found
 
 
 class _Walk:
@@ -326,40 +287,40 @@ class _Walk:
     def follow(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
         """The node reached through the single-valued relations ``names`` (a dotted source)."""
         for name in names:
-            relation = relation_of(node.model, name)
-            if relation is None or is_many(relation):
+            step = relation(node.model, name)
+            if step is None or step.many:
                 self.not_planned(node, where)
                 return None
-            node = node.edge(name, relation).node
+            node = node.edge(name, step).node
         return node
 
     def attribute(self, serializer_field: Field, node: _Node, name: str, where: str) -> None:
         """What rendering ``serializer_field`` reads from attribute ``name`` of node's rows."""
-        found = model_attributes(node.model).get(name)
-        relation = relation_of(node.model, name)
+        found = attribute(node.model, name)
         if found is None:
             self.non_field(serializer_field, node, name, where)
-        elif not found.is_relation or (found.concrete and name != found.name):
+        elif isinstance(found, ModelField) and found.column:
             node.read_column(found.name)  # a column, or a foreign key read by its attname
-        elif relation is None:
+        elif isinstance(found, ModelField) or not found.plannable:
             self.not_planned(node, where)
         elif (
-            relation.concrete
+            found.kind is Kind.FOREIGN_KEY
             and isinstance(serializer_field, RelatedField)
             and serializer_field.use_pk_only_optimization()
         ):
-            node.read_column(relation.name)  # DRF reads the foreign key column: no join
+            node.read_column(found.name)  # DRF reads the foreign key column: no join
         else:
-            self.related(serializer_field, node.edge(name, relation), where)
+            self.related(serializer_field, node.edge(name, found), where)
 
     def non_field(self, serializer_field: Field, node: _Node, name: str, where: str) -> None:
         """A declared annotation or ``to_attr``, a choices display, a property or a method."""
         display = _DISPLAY_METHOD.fullmatch(name)
+        shown = attribute(node.model, display[1]) if display else None
         if name in node.relations:
             self.related(serializer_field, node.relations[name], where)
         elif name in node.annotations:
             return
-        elif display and getattr(model_attributes(node.model).get(display[1]), "choices", None):
+        elif display and shown is not None and getattr(shown.field, "choices", None):
             node.read_column(display[1])
         else:
             self.hinted(_hint_of(getattr(node.model, name, None)), node, where)
@@ -405,17 +366,18 @@ class _Walk:
         target = self.through(node, through, where)
         if target is None:
             return
-        if last in target.relations or relation_of(target.model, last) is not None:
+        found = attribute(target.model, last)
+        if last in target.relations or relation(target.model, last) is not None:
             self.relation_named(target, last, where).node.read_everything()
-        elif last in model_attributes(target.model):
-            target.read_column(model_attributes(target.model)[last].name)
+        elif found is not None:
+            target.read_column(found.name)
         else:
             self.not_planned(target, f"{where} ({LOOKUP_SEP.join(names)}?)")
 
     def through(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
         """The node reached through relations ``names`` of a hint, single- or many-valued."""
         for name in names:
-            if name not in node.relations and relation_of(node.model, name) is None:
+            if name not in node.relations and relation(node.model, name) is None:
                 self.not_planned(node, f"{where} ({name}?)")
                 return None
             node = self.relation_named(node, name, where).node
@@ -424,7 +386,9 @@ class _Walk:
     def relation_named(self, node: _Node, name: str, where: str) -> _Edge:
         if name in node.relations:
             return node.relations[name]
-        return node.edge(name, relation_of(node.model, name))
+        step = relation(node.model, name)
+        assert step is not None  # the callers found a relation of this name
+        return node.edge(name, step)
 
     def declare(self, lookup: Prefetch, node: _Node, where: str, *, code_reads: bool) -> None:
         """Place a declared Prefetch on the edge it fetches; it wins over a derived one."""
@@ -432,12 +396,12 @@ class _Walk:
         target = self.through(node, through, where)
         if target is None:
             return
-        relation = relation_of(target.model, last)
-        if relation is None:
+        step = relation(target.model, last)
+        if step is None:
             self.not_planned(target, f"{where} ({lookup.prefetch_through}?)")
             return
         model = lookup.queryset.model if lookup.queryset is not None else None
-        edge = target.edge(lookup.to_attr or last, relation, model)
+        edge = target.edge(lookup.to_attr or last, step, model)
         edge.to_attr, edge.queryset = lookup.to_attr, lookup.queryset
         if code_reads:
             edge.node.read_everything()
@@ -467,10 +431,11 @@ def _build(
             query_path = query_prefix + edge.relation.name
             if edge.joinable:
                 select.append(query_path)
-                join(edge.node, query_path + LOOKUP_SEP, attr_prefix + edge.accessor + LOOKUP_SEP)
+                accessor = attr_prefix + edge.relation.accessor + LOOKUP_SEP
+                join(edge.node, query_path + LOOKUP_SEP, accessor)
                 continue
-            lookups.append(_lookup(edge, attr_prefix + edge.accessor, only=only))
-            if edge.forward and not edge.relation.many_to_many and columns is not None:
+            lookups.append(_lookup(edge, attr_prefix + edge.relation.accessor, only=only))
+            if edge.relation.kind is Kind.FOREIGN_KEY and columns is not None:
                 columns.add(query_path)  # the foreign key the prefetch follows
 
     join(node, "", "")

@@ -31,6 +31,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from drf_scale.cache.store import Unavailable, get_store
 from drf_scale.conf import scale_settings
+from drf_scale.model_meta import Kind, Relation, concrete_model, link_field, walk
 from drf_scale.oncommit import after_commit
 from drf_scale.planner import QueryPlan, plan_for
 
@@ -48,19 +49,16 @@ class Dependency:
     path: str
 
     @functools.cached_property
-    def last_hop(self) -> tuple[type[models.Model], Any] | None:
-        """The model before the last hop of the path and the relation field of that hop."""
-        if not self.path:
-            return None
-        *head, name = self.path.split("__")
-        model = _model_at(self.root, head)
-        return model, model._meta.get_field(name)
+    def last_hop(self) -> Relation | None:
+        """The relation of the last hop of the path."""
+        steps = walk(self.root, self.path)
+        return steps[-1] if steps else None
 
     @functools.cached_property
     def holds_pointer(self) -> bool:
         """Whether the row at the path holds the foreign key of its last hop (a review)."""
         hop = self.last_hop
-        return hop is not None and hop[1].one_to_many
+        return hop is not None and hop.kind in (Kind.REVERSE_FOREIGN_KEY, Kind.GENERIC_RELATION)
 
     def roots(self, pks: Iterable[Any]) -> set[Any]:
         """The pks of the roots that reach any of these rows, read now."""
@@ -72,15 +70,6 @@ class Dependency:
         lookup = {f"{self.path}__in": pks}
         manager = self.root._base_manager
         return set(manager.filter(**lookup).values_list("pk", flat=True).distinct())
-
-
-def _model_at(root: type[models.Model], names: Sequence[str]) -> type[models.Model]:
-    model = root
-    for name in names:
-        related = model._meta.get_field(name).related_model
-        assert related is not None  # the names are relations
-        model = related
-    return model
 
 
 class Registry:
@@ -100,18 +89,16 @@ class Registry:
             self.roots.add(root)
             for path in paths:
                 names = path.split("__") if path else []
-                for depth in range(len(names) + 1):
-                    model = _model_at(root, names[:depth])._meta.concrete_model
-                    assert model is not None  # ModelBase sets it on every model class
+                steps = walk(root, path)
+                for depth, step_model in enumerate([root, *(s.related_model for s in steps)]):
+                    model = concrete_model(step_model)
                     self.by_model[model].add(Dependency(root, "__".join(names[:depth])))
                     # Per model: a delete receiver for every model would end fast deletes.
                     pre_delete.connect(_pre_delete, sender=model, dispatch_uid=_UID)
                     post_delete.connect(_post_delete, sender=model, dispatch_uid=_UID)
 
     def dependencies(self, model: type[models.Model]) -> set[Dependency]:
-        concrete = model._meta.concrete_model
-        assert concrete is not None  # ModelBase sets it on every model class
-        return self.by_model.get(concrete, set())
+        return self.by_model.get(concrete_model(model), set())
 
 
 def _plan_paths(plan: QueryPlan, prefix: str = "") -> Iterable[str]:
@@ -243,7 +230,7 @@ def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any
         return
     reverse = kwargs["reverse"]
     owner = other if reverse else type(instance)
-    field = next(f for f in owner._meta.many_to_many if f.remote_field.through is sender)
+    field = link_field(owner, sender)
     pks = kwargs.get("pk_set")
     if pks is None:  # clear: the links about to go
         mine, other = field.m2m_field_name(), field.m2m_reverse_field_name()
@@ -255,9 +242,9 @@ def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any
     for model in (field.model, field.related_model):
         for dependency in registry.dependencies(model):
             hop = dependency.last_hop
-            if hop is None or field not in (hop[1], getattr(hop[1], "field", None)):
+            if hop is None or hop.declaring_field != field:
                 continue
-            leaving = forward_pks if hop[1] is field else backward_pks
+            leaving = forward_pks if hop.forward else backward_pks
             hops.append((Dependency(dependency.root, _head(dependency.path)), leaving))
     if hops:
         _after_commit(lambda: _merge(*({d.root: d.roots(p)} for d, p in hops)), type(instance))
