@@ -33,8 +33,8 @@ from drf_scale import aggregates
 from drf_scale.aggregates import (
     TASK_NAME,
     Aggregate,
+    AggregateEntry,
     AggregateView,
-    Entry,
     aggregate,
     beat_schedule,
     refresh_aggregate,
@@ -77,8 +77,8 @@ def get_probe() -> Any:
     return probe_view(APIRequestFactory().get("/probe/"))
 
 
-def aged(value: Any, seconds: float = 1000) -> Entry:
-    return Entry(value, time.time() - seconds)
+def aged(value: Any, seconds: float = 1000) -> AggregateEntry:
+    return AggregateEntry(value, time.time() - seconds)
 
 
 def concurrently(func: Callable[[], Any], n: int) -> list[Any]:
@@ -350,7 +350,7 @@ def test_an_order_refreshes_the_stats_at_commit(
 # Real processes: example/Procfile's worker, beat and web on PostgreSQL and Redis.
 
 
-def fresh(agg: Aggregate = probe, params: dict | None = None) -> Entry | None:
+def fresh(agg: Aggregate = probe, params: dict | None = None) -> AggregateEntry | None:
     """The stored result if it is fresh."""
     entry = agg.read(PARAMS if params is None else params)
     return entry if entry is not None and not agg.is_stale(entry) else None

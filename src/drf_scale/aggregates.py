@@ -42,6 +42,8 @@ from drf_scale.breaker import GuardedCache, guarded_cache
 from drf_scale.conf import scale_settings
 from drf_scale.oncommit import after_commit
 
+__all__ = ["Aggregate", "AggregateView", "aggregate", "aggregate_response", "beat_schedule"]
+
 try:
     from celery import shared_task
 except ImportError as missing:  # check drf_scale.E051 says the same at startup
@@ -52,12 +54,12 @@ except ImportError as missing:  # check drf_scale.E051 says the same at startup
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "drf_scale.aggregates.refresh_aggregate"
-POLL_INTERVAL = 0.05  # seconds between two looks at the cache while another request computes
+_POLL_INTERVAL = 0.05  # seconds between two looks at the cache while another request computes
 
-Params = dict[str, Any]
+_Params = dict[str, Any]
 
 #: Every registered aggregate by name.
-registry: dict[str, "Aggregate"] = {}
+_registry: dict[str, "Aggregate"] = {}
 #: Model label ("shop.OrderLine") -> the aggregates that read it.
 _dependents: dict[str, list["Aggregate"]] = {}
 _MISSING = object()
@@ -68,7 +70,7 @@ def _cache() -> GuardedCache:
     return guarded_cache(scale_settings.AGGREGATE_CACHE)
 
 
-def _canonical(params: Params) -> str:
+def _canonical(params: _Params) -> str:
     return urlencode(sorted(params.items()))
 
 
@@ -79,7 +81,7 @@ def _describe(allowed: Collection[Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class AggregateEntry:
     """A stored result and when its computation started (epoch seconds)."""
 
     value: Any
@@ -129,9 +131,9 @@ class Aggregate:
     def __repr__(self) -> str:
         return f"<Aggregate {self.name}>"
 
-    def validate(self, query: Mapping[str, Any]) -> Params:
+    def validate(self, query: Mapping[str, Any]) -> _Params:
         """The typed parameters of ``query``; a ValidationError (400) names each bad one."""
-        params: Params = {}
+        params: _Params = {}
         errors: dict[str, list[str]] = {}
         for name, allowed in self.params.items():
             raw = query.get(name, self.defaults.get(name, _MISSING))
@@ -150,25 +152,25 @@ class Aggregate:
             raise ValidationError(errors)
         return params
 
-    def key(self, params: Params, suffix: str = "") -> str:
+    def key(self, params: _Params, suffix: str = "") -> str:
         """The cache key of the result for ``params`` (or of its ``queued``/``computing`` mark)."""
         key = f"drf_scale:agg:{self.name}:{_canonical(params)}"
         return f"{key}:{suffix}" if suffix else key
 
-    def read(self, params: Params) -> Entry | None:
+    def read(self, params: _Params) -> AggregateEntry | None:
         """The stored result, without computing anything."""
         data = _cache().get(self.key(params))
-        return None if data is None else Entry(data["value"], data["computed_at"])
+        return None if data is None else AggregateEntry(data["value"], data["computed_at"])
 
-    def store(self, params: Params, entry: Entry) -> None:
+    def store(self, params: _Params, entry: AggregateEntry) -> None:
         _cache().set(
             self.key(params), {"value": entry.value, "computed_at": entry.computed_at}, None
         )
 
-    def is_stale(self, entry: Entry) -> bool:
+    def is_stale(self, entry: AggregateEntry) -> bool:
         return entry.age() > self.max_age
 
-    def get(self, params: Params) -> Entry | None:
+    def get(self, params: _Params) -> AggregateEntry | None:
         """The stored result; when stale, a refresh is queued unless one is running."""
         entry = self.read(params)
         if entry is None:
@@ -177,7 +179,7 @@ class Aggregate:
             self.schedule_refresh(params)
         return entry
 
-    def _fill(self, params: Params) -> Entry | None:
+    def _fill(self, params: _Params) -> AggregateEntry | None:
         """A missing result: one caller computes it while the others wait for it.
 
         They wait up to AGGREGATE_MISS_WAIT seconds. With AGGREGATE_ON_MISS "accept"
@@ -191,28 +193,28 @@ class Aggregate:
             return self._compute(params)
         deadline = time.monotonic() + scale_settings.AGGREGATE_MISS_WAIT
         while time.monotonic() < deadline:
-            time.sleep(POLL_INTERVAL)
+            time.sleep(_POLL_INTERVAL)
             if (entry := self.read(params)) is not None:
                 return entry
         return None
 
-    def refresh(self, params: Params) -> Entry:
+    def refresh(self, params: _Params) -> AggregateEntry:
         """Compute and store now (the Celery task's body); a failure keeps the stored result."""
         cache = _cache()
         cache.set(self.key(params, "computing"), True, scale_settings.AGGREGATE_COMPUTE_TIMEOUT)
         cache.delete(self.key(params, "queued"))  # from now on, a write queues another refresh
         return self._compute(params)
 
-    def _compute(self, params: Params) -> Entry:
+    def _compute(self, params: _Params) -> AggregateEntry:
         started = time.time()
         try:
-            entry = Entry(self.func(**params), started)
+            entry = AggregateEntry(self.func(**params), started)
             self.store(params, entry)
             return entry
         finally:
             _cache().delete(self.key(params, "computing"))
 
-    def schedule_refresh(self, params: Params, *, delay: int = 0) -> None:
+    def schedule_refresh(self, params: _Params, *, delay: int = 0) -> None:
         """Queue a refresh in ``delay`` seconds, unless one is queued and not started yet.
 
         The mark lasts until the task starts (or ``max_age``, should the message be
@@ -238,7 +240,7 @@ def aggregate(
     """Register the decorated function as the aggregate ``name`` (see :class:`Aggregate`)."""
 
     def register(func: Callable[..., Any]) -> Aggregate:
-        if name in registry:
+        if name in _registry:
             raise ValueError(f"Aggregate {name!r} is already registered")
         agg = Aggregate(
             name,
@@ -249,7 +251,7 @@ def aggregate(
             params=params,
             hot=hot,
         )
-        registry[name] = agg
+        _registry[name] = agg
         for label in agg.depends_on:
             _dependents.setdefault(label, []).append(agg)
             signals.post_save.connect(_on_write, sender=label)
@@ -267,9 +269,9 @@ def aggregate(
     max_retries=5,
     ignore_result=True,
 )
-def refresh_aggregate(name: str, params: Params) -> None:
+def refresh_aggregate(name: str, params: _Params) -> None:
     """Recompute and store one aggregate for one parameter set."""
-    registry[name].refresh(params)
+    _registry[name].refresh(params)
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
@@ -284,7 +286,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "args": (agg.name, params),
             "options": {"expires": agg.refresh_every},
         }
-        for agg in registry.values()
+        for agg in _registry.values()
         for params in agg.hot
     }
 

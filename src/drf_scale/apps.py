@@ -12,6 +12,8 @@ from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 from django.utils.module_loading import autodiscover_modules
 
+__all__ = ["DrfScaleConfig"]
+
 
 class DrfScaleConfig(AppConfig):
     name = "drf_scale"

@@ -31,6 +31,8 @@ from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination, ordering_index, resolve_ordering
 from drf_scale.planner import OptimizedQuerysetMixin, plan_for
 
+__all__: list[str] = []
+
 T = TypeVar("T")
 
 PLANNED_ACTIONS = ("list", "retrieve")

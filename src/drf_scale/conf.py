@@ -25,6 +25,8 @@ from django.utils.module_loading import import_string
 
 from drf_scale.db import SERVERS
 
+__all__ = ["scale_settings"]
+
 DEFAULTS: dict[str, Any] = {
     # Add the Server-Timing header to every response.
     "SERVER_TIMING": True,

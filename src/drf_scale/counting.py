@@ -24,6 +24,15 @@ from django.db.models import QuerySet
 from drf_scale.breaker import guarded_cache
 from drf_scale.conf import scale_settings
 
+__all__ = [
+    "CachedCount",
+    "CountResult",
+    "CountStrategy",
+    "EstimatedCount",
+    "ExactCount",
+    "HybridCount",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class CountResult:

@@ -31,6 +31,8 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
+__all__ = ["database_config", "post_fork"]
+
 Mode = Literal["direct", "pool", "pgbouncer"]
 Server = Literal["wsgi", "asgi"]
 MODES: tuple[Mode, ...] = ("direct", "pool", "pgbouncer")

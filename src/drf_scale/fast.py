@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 else:
     from django.db.models.fields.related_descriptors import _filter_prefetch_queryset
 
+__all__ = ["ReadPlan", "batch", "compile_read_plan"]
+
 logger = logging.getLogger("drf_scale.fast")
 
 Converter = Callable[[Any], Any]

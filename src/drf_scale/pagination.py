@@ -50,10 +50,16 @@ from drf_scale.counting import CountResult, CountStrategy
 if TYPE_CHECKING:
     from django.db.models.options import Options
 
+__all__ = [
+    "EstimatedCountLimitOffsetPagination",
+    "EstimatedCountPageNumberPagination",
+    "KeysetPagination",
+]
+
 CURSOR_VERSION = 1
 
 
-def parse_query_int(
+def _parse_query_int(
     request: Request, param: str | None, default: int | None, minimum: int, maximum: int | None
 ) -> int | None:
     """The integer query parameter ``param``, or ``default`` when absent; a 400 when invalid."""
@@ -158,14 +164,14 @@ def resolve_ordering(model: type[models.Model], ordering: Iterable[str]) -> Orde
     return (*terms, OrderingTerm(opts.pk, terms[-1].descending if terms else False))
 
 
-class Row(Func):
+class _SQLRow(Func):
     """A SQL row value, ``(a, b)``: compared column by column, left to right."""
 
     function = ""
     output_field = models.Field()
 
 
-def keyset_filter(ordering: Ordering, position: Sequence[Any], row_comparison: bool) -> Q:
+def _keyset_filter(ordering: Ordering, position: Sequence[Any], row_comparison: bool) -> Q:
     """Rows strictly after ``position`` in ``ordering``.
 
     With ``row_comparison``, when all terms share a direction and none is
@@ -176,8 +182,8 @@ def keyset_filter(ordering: Ordering, position: Sequence[Any], row_comparison: b
     nullable = any(term.field.null for term in ordering)
     directions = {term.descending for term in ordering}
     if row_comparison and len(ordering) > 1 and not nullable and len(directions) == 1:
-        columns = Row(*(F(term.attname) for term in ordering))
-        values = Row(
+        columns = _SQLRow(*(F(term.attname) for term in ordering))
+        values = _SQLRow(
             *(Value(v, output_field=t.field) for t, v in zip(ordering, position, strict=True))
         )
         lookup = LessThan if ordering[0].descending else GreaterThan
@@ -197,7 +203,7 @@ def keyset_filter(ordering: Ordering, position: Sequence[Any], row_comparison: b
     return expansion
 
 
-def row_position(row: Any, ordering: Ordering) -> tuple[Any, ...]:
+def _row_position(row: Any, ordering: Ordering) -> tuple[Any, ...]:
     """The ordering values of a model instance or a ``values()`` dict."""
     if not isinstance(row, dict):
         return tuple(getattr(row, term.attname) for term in ordering)
@@ -209,7 +215,7 @@ def row_position(row: Any, ordering: Ordering) -> tuple[Any, ...]:
         ) from None
 
 
-def load_ordering_fields(queryset: QuerySet[Any], ordering: Ordering) -> QuerySet[Any]:
+def _load_ordering_fields(queryset: QuerySet[Any], ordering: Ordering) -> QuerySet[Any]:
     """``queryset`` with the ordering columns loaded even under only()/defer()."""
     names, deferring = queryset.query.deferred_loading
     wanted = {term.field.name for term in ordering}
@@ -282,7 +288,7 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
 
     def get_page_size(self, request: Request) -> int:
         default = self.page_size or api_settings.PAGE_SIZE or DEFAULT_PAGE_SIZE
-        size = parse_query_int(request, self.page_size_query_param, default, 1, self.max_page_size)
+        size = _parse_query_int(request, self.page_size_query_param, default, 1, self.max_page_size)
         assert size is not None
         return size
 
@@ -420,12 +426,12 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
         ordering = self.current_ordering
         if reverse:
             ordering = tuple(term.flipped() for term in ordering)
-        page = load_ordering_fields(queryset, ordering)
+        page = _load_ordering_fields(queryset, ordering)
         page = page.order_by(*(term.order_by() for term in ordering))
         if self.cursor is not None:
             vendor = connections[queryset.db].vendor
             row_comparison = vendor in self.row_comparison_vendors
-            page = page.filter(keyset_filter(ordering, self.cursor.position, row_comparison))
+            page = page.filter(_keyset_filter(ordering, self.cursor.position, row_comparison))
         page = page[: self.current_page_size + 1]
         self._built = (queryset, request, page)
         return page
@@ -459,8 +465,8 @@ class KeysetPagination(CountStrategyMixin, BasePagination):
         else:
             self.has_next, self.has_previous = has_more, cursor is not None
         if page:
-            self.next_position = row_position(page[-1], self.current_ordering)
-            self.previous_position = row_position(page[0], self.current_ordering)
+            self.next_position = _row_position(page[-1], self.current_ordering)
+            self.previous_position = _row_position(page[0], self.current_ordering)
         elif cursor is not None:
             self.next_position = self.previous_position = cursor.position
         self.page = page
@@ -565,7 +571,7 @@ def ordering_schema(fields: Sequence[str]) -> dict[str, Any]:
 # Index matching, for the drf_scale.W010 system check.
 
 
-def model_indexes(model: type[models.Model]) -> list[tuple[tuple[str, bool], ...]]:
+def _model_indexes(model: type[models.Model]) -> list[tuple[tuple[str, bool], ...]]:
     """The B-tree column lists of ``model``'s table as ``(attname, descending)`` tuples."""
     opts = model._meta
     found: list[tuple[tuple[str, bool], ...]] = [
@@ -598,7 +604,7 @@ def _attname(opts: "Options[Any]", name: str) -> str:
 def ordering_index(model: type[models.Model], ordering: Ordering) -> tuple[tuple[str, bool], ...]:
     """An index that yields ``ordering`` by a forward or backward scan; () when none does."""
     wanted = [(term.attname, term.descending) for term in ordering]
-    for columns in model_indexes(model):
+    for columns in _model_indexes(model):
         pairs = list(zip(columns, wanted, strict=False))
         if (
             len(columns) >= len(wanted)
@@ -682,7 +688,7 @@ class EstimatedCountPageNumberPagination(CountStrategyMixin, OffsetCapMixin, Pag
     template = None
 
     def get_page_size(self, request: Request) -> int | None:
-        return parse_query_int(
+        return _parse_query_int(
             request, self.page_size_query_param, self.page_size, 1, self.max_page_size
         )
 
@@ -740,12 +746,12 @@ class EstimatedCountLimitOffsetPagination(
     template = None
 
     def get_limit(self, request: Request) -> int | None:
-        return parse_query_int(
+        return _parse_query_int(
             request, self.limit_query_param, self.default_limit, 1, self.max_limit
         )
 
     def get_offset(self, request: Request) -> int:
-        offset = parse_query_int(request, self.offset_query_param, 0, 0, None)
+        offset = _parse_query_int(request, self.offset_query_param, 0, 0, None)
         assert offset is not None
         return offset
 

@@ -38,6 +38,8 @@ from rest_framework.serializers import BaseSerializer, ListSerializer, Serialize
 from drf_scale.model_meta import Kind, ModelField, Relation, attribute, relation
 
 logger = logging.getLogger("drf_scale.planner")
+__all__ = ["QueryPlan", "optimize", "plan_for", "requires"]
+
 
 _HINT = "_drf_scale_requires"
 _DISPLAY_METHOD = re.compile(r"get_(\w+)_display")

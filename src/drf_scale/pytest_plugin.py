@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+__all__: list[str] = []
+
 
 @pytest.fixture
 def query_budget() -> Callable[..., Any]:

@@ -38,6 +38,17 @@ from rest_framework.serializers import ListSerializer, Serializer
 
 from drf_scale.conf import scale_settings
 
+__all__ = [
+    "NPlusOneDetected",
+    "QueryBudgetExceeded",
+    "QueryCheckFailed",
+    "QueryLog",
+    "assert_constant_queries",
+    "capture_queries",
+    "query_budget",
+    "record_queries",
+]
+
 Function = TypeVar("Function", bound=Callable[..., Any])
 
 

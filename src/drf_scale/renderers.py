@@ -29,6 +29,8 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
+__all__ = ["ORJSONParser", "ORJSONRenderer"]
+
 # Datetimes go to DRF's encoder, which keeps offsets to the second; dataclasses are not JSON
 # to DRF either.
 _DUMPS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS

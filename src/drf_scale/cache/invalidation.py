@@ -35,6 +35,8 @@ from drf_scale.model_meta import Kind, Relation, concrete_model, link_field, wal
 from drf_scale.oncommit import after_commit
 from drf_scale.planner import QueryPlan, plan_for
 
+__all__ = ["CachedManager", "CachedQuerySet", "invalidate", "invalidate_model", "load_views"]
+
 logger = logging.getLogger("drf_scale.cache")
 
 Roots = dict[type[models.Model], set[Any]]

@@ -36,6 +36,8 @@ from drf_scale.cache.store import (
 )
 from drf_scale.conf import scale_settings
 
+__all__ = ["RedisStore"]
+
 T = TypeVar("T")
 RENEWER_THREAD = "drf-scale epoch renewal"
 

@@ -35,6 +35,8 @@ from drf_scale.conf import scale_settings
 if TYPE_CHECKING:
     from drf_scale.cache.redis_store import RedisStore
 
+__all__ = ["LocalStore", "Store", "Unavailable", "get_store"]
+
 
 @dataclass(frozen=True)
 class Entry:

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 else:
     _View = object
 
+__all__ = ["CachedListMixin", "CachedRetrieveMixin"]
+
 SCOPES = ("public", "user", None)
 
 

@@ -34,6 +34,8 @@ from drf_scale.queries import QueryGroup, QueryLog, capture_queries, growth
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 
+__all__ = ["Command"]
+
 AUDITED_ACTIONS = ("list", "retrieve")
 
 
