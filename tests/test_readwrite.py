@@ -11,9 +11,8 @@ from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 
-from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
+from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination
-from drf_scale.planner import OptimizedQuerysetMixin
 from tests.fastapp import serializers as fast
 from tests.fastapp.data import make_gadgets
 from tests.fastapp.models import Gadget, Maker

@@ -11,6 +11,7 @@ from django.core.checks import ERROR, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.test import override_settings
+from rest_framework.pagination import CursorPagination
 
 import drf_scale
 from drf_scale import conf
@@ -41,6 +42,7 @@ OTHER_VALUES: dict[str, Any] = {
     "NPLUSONE_THRESHOLD": 7,
     "QUERY_CHECKS": "log",
     "COUNT_STRATEGY": "drf_scale.counting.ExactCount",
+    "PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "COUNT_HYBRID_THRESHOLD": 500,
     "COUNT_CACHE_TTL": 5,
     "COUNT_CACHE": "counts",
@@ -71,7 +73,10 @@ OTHER_VALUES: dict[str, Any] = {
     "DATABASE_RETRY_AFTER": 4,
     "REQUIRE_IF_MATCH": True,
 }
-RESOLVED = {"COUNT_STRATEGY": ExactCount}  # what an import string reads as
+RESOLVED = {
+    "COUNT_STRATEGY": ExactCount,
+    "PAGINATION_CLASS": CursorPagination,
+}  # what an import string reads as
 
 
 def test_the_table_has_another_valid_value_for_every_setting():

@@ -5,15 +5,14 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer
 
-from drf_scale.cache import CachedListMixin, CachedRetrieveMixin
-from drf_scale.conditional import ConditionalWriteMixin
-from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination
-from drf_scale.planner import OptimizedQuerysetMixin
 from drf_scale.renderers import ORJSONParser, ORJSONRenderer
+from drf_scale.viewsets import ScaleModelViewSet
 from shop import api_serializers, views
 from shop.api_stats import CategoryStatsView, TopProductsView
-from shop.filters import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS
+from shop.filters import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, ProductFilter
+from shop.models import Product
+from shop.permissions import IsStaffOrReadOnly
 from shop.schema import (
     BODY_ERRORS,
     ETAG,
@@ -25,7 +24,7 @@ from shop.schema import (
     errors,
     if_match_errors,
 )
-from shop.serializers import ProductWriteSerializer
+from shop.serializers import ProductWriteSerializer, ReviewSerializer
 from shop.views import BrandViewSet, CategoryViewSet, OrderViewSet, TagViewSet
 
 __all__ = [
@@ -91,16 +90,26 @@ WRITE = extend_schema(
         },
     ),
 )
-class ProductViewSet(
-    CachedRetrieveMixin,
-    CachedListMixin,
-    ConditionalWriteMixin,
-    FastReadMixin,
-    ReadWriteSerializerMixin,
-    OptimizedQuerysetMixin,
-    views.ProductViewSet,
-):
-    """Cached representations with ETags, compiled reads, conditional writes, orjson."""
+class ProductViewSet(ScaleModelViewSet):
+    """The /naive/ product contract on the composed viewset: cached representations with
+    ETags, compiled reads, keyset pages, conditional writes, orjson."""
+
+    queryset = Product.objects.all()
+    permission_classes = [IsStaffOrReadOnly]
+    filter_backends = [DjangoFilterBackend]  # the paginator orders the rows
+    filterset_class = ProductFilter
+    pagination_class = ProductPagination
+
+    read_serializer_classes = {
+        "list": api_serializers.ProductSerializer,
+        "retrieve": api_serializers.ProductDetailSerializer,
+        "reviews": ReviewSerializer,
+    }
+    write_serializer_class = ProductWriteSerializer
+    write_serializer_classes = {"reviews": ReviewSerializer}
+    unplanned_actions = (*ScaleModelViewSet.unplanned_actions, "reviews")  # reads only the pk
+    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
+    parser_classes = [ORJSONParser, FormParser, MultiPartParser]
 
     # Products read the same for everyone; review_count and rating_avg read the reviews.
     cache_scope = "public"
@@ -113,13 +122,5 @@ class ProductViewSet(
     # its lock and its current representation (5); without a broker the stats refresh runs
     # after the commit, inside the request (3).
     query_budget = 20
-    pagination_class = ProductPagination
-    filter_backends = [DjangoFilterBackend]  # the paginator orders the rows
 
-    read_serializer_classes = {
-        "list": api_serializers.ProductSerializer,
-        "retrieve": api_serializers.ProductDetailSerializer,
-    }
-    write_serializer_class = ProductWriteSerializer
-    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
-    parser_classes = [ORJSONParser, FormParser, MultiPartParser]
+    reviews = views.ProductViewSet.reviews  # the /naive/ action, as it is

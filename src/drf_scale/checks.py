@@ -5,6 +5,7 @@ it, and are skipped until it is right.
 """
 
 import functools
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from importlib.util import find_spec
@@ -24,12 +25,18 @@ from rest_framework.serializers import (
     SerializerMethodField,
 )
 
+from drf_scale.cache.views import CachedListMixin
 from drf_scale.conf import scale_settings, user_settings, validate
 from drf_scale.db import is_persistent, pool_max_size
 from drf_scale.fast import compile_read_plan
-from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
+from drf_scale.mixins import (
+    FastReadMixin,
+    OptimizedQuerysetMixin,
+    ReadPathMixin,
+    ReadWriteSerializerMixin,
+)
 from drf_scale.pagination import KeysetPagination, ordering_index, resolve_ordering
-from drf_scale.planner import OptimizedQuerysetMixin, plan_for
+from drf_scale.planner import plan_for
 
 __all__: list[str] = []
 
@@ -70,8 +77,10 @@ def _reads_settings(check: Check) -> Check:
 
 
 def _subclasses(cls: type[T]) -> Iterator[type[T]]:
+    """The subclasses of ``cls`` at any depth, but drf_scale's own (bases, not views)."""
     for subclass in cls.__subclasses__():
-        yield subclass
+        if not _ours(subclass):
+            yield subclass
         yield from _subclasses(subclass)
 
 
@@ -525,3 +534,90 @@ def check_extras(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         *_extra_missing("redis", "redis", redis_users, "drf_scale.E050"),
         *_extra_missing("celery", "celery", celery_users, "drf_scale.E051"),
     ]
+
+
+# DRF's methods the drf_scale mixins extend, and the hook each DRF handler calls.
+EXTENDED_HOOKS = (
+    "dispatch", "initial", "get_queryset", "get_object", "get_serializer",
+    "get_serializer_class", "paginate_queryset", "perform_create", "perform_update",
+    "perform_destroy", "handle_exception", "finalize_response",
+)  # fmt: skip
+HANDLER_HOOKS = {
+    "list": "paginate_queryset", "retrieve": "get_object", "create": "perform_create",
+    "update": "perform_update", "destroy": "perform_destroy",
+}  # fmt: skip
+
+
+def _ours(klass: type) -> bool:
+    return klass.__module__.startswith("drf_scale.")
+
+
+def _calls(function: Any, *names: str) -> bool:
+    """Whether the source of ``function`` calls one of ``names`` (unknown source: assume so)."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return True
+    return any(f"{name}(" in source for name in names)
+
+
+def _composition(view_class: type) -> Iterator[CheckMessage]:
+    mro = view_class.__mro__
+    ours = [klass for klass in mro if _ours(klass)]
+    for position, klass in enumerate(mro):
+        if _ours(klass):
+            continue
+        later = [mixin for mixin in ours if mro.index(mixin) > position]
+        for name in EXTENDED_HOOKS:
+            function = vars(klass).get(name)
+            extended = [m.__name__ for m in later if name in vars(m)]
+            if function is None or not extended:
+                continue
+            if klass.__module__.startswith(("rest_framework.", "django.")):
+                yield Error(
+                    f"{view_class.__name__}: {klass.__name__} comes before "
+                    f"{', '.join(extended)} in the MRO, so its {name}() replaces theirs.",
+                    hint="List the drf_scale mixins before DRF's generic views and viewsets.",
+                    obj=view_class,
+                    id="drf_scale.E070",
+                )
+            elif not _calls(function, "super"):
+                yield Error(
+                    f"{view_class.__name__}: {klass.__name__}.{name}() does not call super(), "
+                    f"so the {name}() of {', '.join(extended)} never runs.",
+                    hint="Call super() in the override, or drop the mixin.",
+                    obj=view_class,
+                    id="drf_scale.E071",
+                )
+        for handler, hook in HANDLER_HOOKS.items():
+            function = vars(klass).get(handler)
+            extended = [m.__name__ for m in ours if hook in vars(m)]
+            if function is None or not extended or _calls(function, "super", hook):
+                continue
+            yield Error(
+                f"{view_class.__name__}: {klass.__name__}.{handler}() calls neither super() nor "
+                f"{hook}(), so what {', '.join(extended)} do there never runs.",
+                hint=f"Let {handler}() call {hook}() as DRF's does, or drop the override.",
+                obj=view_class,
+                id="drf_scale.E072",
+            )
+
+
+@register("drf_scale")
+def check_view_composition(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E070-E072: a stack of drf_scale mixins where DRF or an override hides one of them;
+    W070: a cached list without the compiled plan it renders misses through."""
+    messages: list[CheckMessage] = []
+    for view_class in sorted(set(_subclasses(ReadPathMixin)), key=str):
+        messages += _composition(view_class)
+        if issubclass(view_class, CachedListMixin) and not issubclass(view_class, FastReadMixin):
+            messages.append(
+                Warning(
+                    f"{view_class.__name__} has CachedListMixin without FastReadMixin: its lists "
+                    "are never cached (their misses render through the compiled read plan).",
+                    hint="Add drf_scale.mixins.FastReadMixin, or use ScaleModelViewSet.",
+                    obj=view_class,
+                    id="drf_scale.W070",
+                )
+            )
+    return messages

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "QUERY_CHECKS": None,
     # Count strategy of the drf_scale paginators: dotted path to a CountStrategy class.
     "COUNT_STRATEGY": "drf_scale.counting.HybridCount",
+    # The pagination_class of ScaleModelViewSet and ScaleReadOnlyModelViewSet.
+    "PAGINATION_CLASS": "drf_scale.pagination.KeysetPagination",
     # HybridCount: an estimate below this many rows is replaced by an exact count.
     "COUNT_HYBRID_THRESHOLD": 10_000,
     # CachedCount: seconds a computed count stays in the cache.
@@ -99,7 +101,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 # Settings given as a dotted path (or the object itself), imported once per (re)load.
-IMPORT_STRINGS: tuple[str, ...] = ("COUNT_STRATEGY",)
+IMPORT_STRINGS: tuple[str, ...] = ("COUNT_STRATEGY", "PAGINATION_CLASS")
 
 QUERY_CHECK_MODES = ("off", "log", "raise")
 AGGREGATE_MISS_MODES = ("compute", "accept")
@@ -173,6 +175,10 @@ SPECS: dict[str, Spec] = {
     "QUERY_CHECKS": _choice(None, *QUERY_CHECK_MODES),
     "COUNT_STRATEGY": Spec(
         "a dotted path to a CountStrategy subclass", base="drf_scale.counting.CountStrategy"
+    ),
+    "PAGINATION_CLASS": Spec(
+        "a dotted path to a DRF pagination class",
+        base="rest_framework.pagination.BasePagination",
     ),
     "COUNT_HYBRID_THRESHOLD": _integer(0),
     "COUNT_CACHE_TTL": _seconds(),

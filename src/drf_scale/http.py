@@ -14,7 +14,7 @@ import functools
 import hashlib
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import HttpRequest, HttpResponseBase, HttpResponseNotModified
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
@@ -65,8 +65,8 @@ def if_match_passes(header: str, etag: str | None) -> bool:
 
 
 def set_cache_headers(
-    response: HttpResponse, *, public: bool, etag: str | None = None
-) -> HttpResponse:
+    response: HttpResponseBase, *, public: bool, etag: str | None = None
+) -> HttpResponseBase:
     """ETag, Cache-Control and Vary: public representations may be kept by shared caches
     (``s-maxage``, ``stale-while-revalidate``); anything that depends on the user is private."""
     if etag:
@@ -108,7 +108,7 @@ def _cache_control_header(public: bool, s_maxage: int, stale_while_revalidate: i
     )
 
 
-def not_modified(request: HttpRequest, etag: str, *, public: bool) -> HttpResponse | None:
+def not_modified(request: HttpRequest, etag: str, *, public: bool) -> HttpResponseBase | None:
     """The 304 for a GET or HEAD whose If-None-Match names ``etag``, with the cache headers
     (for DRF and plain Django views alike)."""
     if request.method not in ("GET", "HEAD") or not none_match(request, etag):

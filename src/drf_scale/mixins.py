@@ -1,38 +1,210 @@
-"""View mixins: reads through compiled plans, and separate read and write serializers.
+"""The capabilities the drf_scale viewsets compose, each on DRF's hooks.
 
-class ProductViewSet(
-    FastReadMixin, ReadWriteSerializerMixin, OptimizedQuerysetMixin, viewsets.ModelViewSet
-):
-    read_serializer_class = ProductSerializer
-    read_serializer_classes = {"retrieve": ProductDetailSerializer}
+``ScaleModelViewSet`` (``drf_scale.viewsets``) is the usual way in. For a view of your own,
+put any of these mixins before DRF's generic view or viewset, in any order:
+
+class ProductViewSet(FastReadMixin, ReadWriteSerializerMixin, OptimizedQuerysetMixin,
+                     viewsets.ModelViewSet):
+    read_serializer_classes = {"list": ProductSerializer, "retrieve": ProductDetailSerializer}
     write_serializer_class = ProductWriteSerializer
+
+None of them owns ``list``, ``retrieve``, ``create`` or ``update``: they extend
+``get_queryset``, ``get_object``, ``paginate_queryset``, ``get_serializer``,
+``perform_create``/``perform_update``, ``finalize_response`` and ``handle_exception``, each
+calling ``super()``. The read hooks live once, in ``ReadPathMixin``, which every mixin here
+shares: a capability only answers a question of its own (``get_read_plan``,
+``get_read_serializer_class``, the cache's ``cached_object``...), so no order of the mixins
+changes what a request does. ``manage.py check`` reports a stack that cannot work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
-from rest_framework import status
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
-from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from drf_scale.fast import ReadPlan, compile_read_plan
+from drf_scale.planner import optimize
 
 if TYPE_CHECKING:
     from rest_framework.viewsets import ModelViewSet as _View
 else:
     _View = object
 
+__all__ = [
+    "FastReadMixin",
+    "OptimizedQuerysetMixin",
+    "ReadPathMixin",
+    "ReadWriteSerializerMixin",
+    "Rendered",
+]
+
 READ_ACTIONS: tuple[str, ...] = ("list", "retrieve")
 WRITE_ACTIONS: tuple[str, ...] = ("create", "update", "partial_update")
 
 
-class ReadWriteSerializerMixin(_View):
+ListRows = tuple[Any, Callable[[list[Any]], list[Any]]]
+
+
+class Rendered:
+    """What ``get_serializer`` returns for data a read hook already rendered: its ``.data``."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+class RenderedRows(list[Any]):
+    """A page of ``values()`` rows with the function that renders them (by the read path)."""
+
+    def __init__(self, rows: Any, render: Callable[[list[Any]], list[Any]]) -> None:
+        super().__init__(rows)
+        self.render = render
+
+
+class EarlyResponse(Exception):
+    """Raised by a read hook that has the whole answer (a 304): ``handle_exception`` sends it."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__("early response")
+        self.response = response
+
+
+class ReadPathMixin(_View):
+    """The read hooks every capability shares; alone it changes nothing.
+
+    ``get_object`` of a retrieve asks ``cached_object()`` (the cache), then the compiled plan
+    (``get_read_plan()``), then DRF. ``paginate_queryset`` of a list asks
+    ``cached_list_rows()``, then the plan, then DRF; the page it returns renders through
+    ``get_serializer``. ``finalize_read`` post-processes list and retrieve responses.
+    """
+
+    _unpaginated: RenderedRows | None = None
+
+    # Questions the capabilities answer; the defaults switch everything off.
+
+    def get_read_plan(self) -> ReadPlan | None:
+        """The compiled plan serving this list or retrieve; None: DRF renders."""
+        return None
+
+    def get_read_serializer_class(self) -> type[BaseSerializer] | None:
+        """The serializer a write's response is rendered with; None: the write serializer's."""
+        return None
+
+    def cached_object(self) -> Rendered | None:
+        """A retrieve's representation when a cache already has it."""
+        return None
+
+    def cached_list_rows(self, queryset: QuerySet) -> ListRows | None:
+        """A list's rows for the paginator and their rendering when a cache serves them."""
+        return None
+
+    def finalize_read(self, response: Any) -> Any:
+        """A list's or retrieve's response, after DRF finalized it."""
+        return response
+
+    # DRF's hooks, extended once.
+
+    def get_object(self) -> Any:
+        if getattr(self, "action", None) != "retrieve":
+            return super().get_object()
+        cached = self.cached_object()
+        if cached is not None:
+            return cached
+        plan = self.get_read_plan()
+        if plan is None:
+            return super().get_object()
+        queryset = self.filter_queryset(self.get_queryset())
+        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
+        lookup = {self.lookup_field: self.kwargs[lookup_url_kwarg]}
+        row = get_object_or_404(plan.rows(queryset), **lookup)
+        return Rendered(plan.render([row], self.get_serializer_context(), queryset.db)[0])
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        if getattr(self, "action", None) != "list" or not isinstance(queryset, QuerySet):
+            return super().paginate_queryset(queryset)
+        found = self.cached_list_rows(queryset) or self.compiled_list_rows(queryset)
+        if found is None:
+            return super().paginate_queryset(queryset)
+        rows, render = found
+        page = super().paginate_queryset(rows)
+        if page is None:  # no pagination: DRF asks get_serializer for the queryset's data
+            self._unpaginated = RenderedRows(rows, render)
+            return None
+        return RenderedRows(page, render)
+
+    def compiled_list_rows(self, queryset: QuerySet) -> ListRows | None:
+        """The plan's ``values()`` rows of a list and their rendering; None: DRF's path."""
+        plan = self.get_read_plan()
+        if plan is None:
+            return None
+        context, using = self.get_serializer_context(), queryset.db
+        rows = plan.rows(queryset, self.get_row_columns(queryset.model))
+        return rows, lambda page: plan.render(page, context, using)
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        instance = args[0] if args else kwargs.get("instance")
+        if isinstance(instance, Rendered):
+            return instance
+        if isinstance(instance, RenderedRows):
+            return Rendered(instance.render(list(instance)))
+        if self._unpaginated is not None and kwargs.get("many") and isinstance(instance, QuerySet):
+            rows, self._unpaginated = self._unpaginated, None
+            return Rendered(rows.render(list(rows)))
+        return super().get_serializer(*args, **kwargs)
+
+    def handle_exception(self, exc: Exception) -> Any:
+        if isinstance(exc, EarlyResponse):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(self, "action", None) in READ_ACTIONS:
+            return self.finalize_read(response)
+        return response
+
+    def get_row_columns(self, model: type[Model]) -> tuple[str, ...]:
+        """Columns the page's rows carry besides rendered ones, for paginators that read rows.
+
+        The primary key and the fields of the ``ordering`` and ``ordering_fields`` of the view
+        and of its paginator: what a cursor paginator reads from the last row of a page.
+        """
+        names = [model._meta.pk.attname]
+        for owner in (self, self.paginator):
+            for attribute in ("ordering", "ordering_fields"):
+                names += _names(getattr(owner, attribute, None))
+        concrete = {field.name for field in model._meta.concrete_fields}
+        return tuple(dict.fromkeys(name for name in names if name in concrete))
+
+
+class FastReadMixin(ReadPathMixin):
+    """List and retrieve through the compiled read plan of the action's serializer.
+
+    Filtering and pagination are unchanged: the paginator receives the plan's ``values()``
+    query (so it counts and slices it as any queryset) and the page's rows are rendered, their
+    to-many relations in one query each. A serializer that does not compile, and a retrieve
+    with object permissions (they need the instance), take DRF's path. ``fast_reads = False``
+    switches it off for the view; None follows ``DRF_SCALE["FAST_READS"]``.
+    """
+
+    fast_reads: bool | None = None
+
+    def get_read_plan(self) -> ReadPlan | None:
+        action = getattr(self, "action", None)
+        if action not in READ_ACTIONS or self.fast_reads is False:
+            return None
+        if action == "retrieve" and checks_objects(self):
+            return None
+        # mypy#11470: classes are Hashable, as functools.cache requires
+        plan = compile_read_plan(self.get_serializer_class())  # type: ignore[arg-type]
+        return plan if plan.compiled else None
+
+
+class ReadWriteSerializerMixin(ReadPathMixin):
     """Validate writes with the write serializer; render every response with the read one.
 
     ``read_serializer_class`` serves list and retrieve, ``write_serializer_class`` create and
@@ -62,7 +234,6 @@ class ReadWriteSerializerMixin(_View):
         return chosen or super().get_serializer_class()
 
     def get_read_serializer_class(self) -> type[BaseSerializer] | None:
-        """The serializer a write's response is rendered with; None: the write serializer's."""
         classes = self.read_serializer_classes
         action: str | None = getattr(self, "action", None)
         chosen = classes.get(action) if action is not None else None
@@ -80,88 +251,59 @@ class ReadWriteSerializerMixin(_View):
         rows = compile_read_plan(read_class).execute(queryset, context)  # type: ignore[arg-type]
         return rows[0] if rows else read_class(instance, context=context).data
 
-    def refetch_saved(self, serializer: BaseSerializer) -> None:
-        """OptimizedQuerysetMixin's hook: get_read_data reads the saved row afresh anyway."""
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        super().perform_create(serializer)
+        _answer_with(serializer, self.get_read_data(serializer))
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        self.perform_create(serializer)
-        data = self.get_read_data(serializer)
-        headers = self.get_success_headers(data)
-        return Response(data, status=status.HTTP_201_CREATED, headers=headers)
-
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        partial = kwargs.pop("partial", False)
-        instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        self.perform_update(serializer)
-        return Response(self.get_read_data(serializer))
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        super().perform_update(serializer)
+        _answer_with(serializer, self.get_read_data(serializer))
 
 
-class FastReadMixin(_View):
-    """List and retrieve through the compiled read plan of the action's serializer.
+def _answer_with(serializer: BaseSerializer, data: Any) -> None:
+    """Make ``serializer.data``, which DRF's create and update answer with, be ``data``."""
+    serializer._data = data  # type: ignore[attr-defined]  # DRF's cache of .data
 
-    Filtering and pagination are unchanged: the paginator receives the plan's ``values()``
-    query (so it counts and slices it as any queryset) and the page's rows are rendered, their
-    to-many relations in one query each. A serializer that does not compile, and a retrieve
-    with object permissions (they need the instance), take DRF's path.
+
+class OptimizedQuerysetMixin(ReadPathMixin):
+    """For generic views and viewsets: plan ``get_queryset()`` for the action's serializer.
+
+    List, retrieve and writes each get the plan of their own serializer class; a read served by
+    a compiled plan needs none. After a create or update, the response renders from a fresh
+    planned fetch of the saved row, so no stale prefetch cache leaks into it (unless a read
+    serializer renders it afresh anyway). Set ``only_columns = True`` to also load only what
+    renders.
     """
 
-    def get_read_plan(self) -> ReadPlan:
-        # mypy#11470: classes are Hashable, as functools.cache requires
-        return compile_read_plan(self.get_serializer_class())  # type: ignore[arg-type]
+    only_columns: bool = False
+    # The row these actions change is not rendered: the response comes from a fresh fetch.
+    unplanned_actions: tuple[str, ...] = ("update", "partial_update", "destroy")
 
-    def reads_compiled(self) -> bool:
-        """Whether this request is a list or retrieve that its compiled plan serves."""
-        action = getattr(self, "action", None)
-        if action not in READ_ACTIONS or not self.get_read_plan().compiled:
-            return False
-        return action == "list" or not checks_objects(self)
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()
+        if getattr(self, "action", None) in self.unplanned_actions or self.get_read_plan():
+            return queryset
+        return self.plan_queryset(queryset)
 
     def plan_queryset(self, queryset: QuerySet) -> QuerySet:
-        """OptimizedQuerysetMixin's hook: compiled reads need no select or prefetch plan."""
-        if self.reads_compiled():
-            return queryset
-        return super().plan_queryset(queryset)  # type: ignore[misc]
+        return optimize(queryset, self.get_serializer_class(), only=self.only_columns)
 
-    def get_row_columns(self, model: type[Model]) -> tuple[str, ...]:
-        """Columns the page's rows carry besides rendered ones, for paginators that read rows.
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        super().perform_create(serializer)
+        self.refetch_saved(serializer)
 
-        The primary key and the fields of the ``ordering`` and ``ordering_fields`` of the view
-        and of its paginator: what a cursor paginator reads from the last row of a page.
-        """
-        names = [model._meta.pk.attname]
-        for owner in (self, self.paginator):
-            for attribute in ("ordering", "ordering_fields"):
-                names += _names(getattr(owner, attribute, None))
-        concrete = {field.name for field in model._meta.concrete_fields}
-        return tuple(dict.fromkeys(name for name in names if name in concrete))
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        super().perform_update(serializer)
+        self.refetch_saved(serializer)
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not self.reads_compiled():
-            return super().list(request, *args, **kwargs)
-        plan = self.get_read_plan()
-        queryset = self.filter_queryset(self.get_queryset())
-        rows = plan.rows(queryset, self.get_row_columns(queryset.model))
-        page = self.paginate_queryset(rows)
-        context = self.get_serializer_context()
-        if page is not None:
-            data = plan.render(list(page), context, queryset.db)
-            return self.get_paginated_response(data)
-        return Response(plan.render(list(rows), context, queryset.db))
-
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not self.reads_compiled():
-            return super().retrieve(request, *args, **kwargs)
-        plan = self.get_read_plan()
-        queryset: QuerySet = self.filter_queryset(self.get_queryset())
-        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
-        lookup = {self.lookup_field: self.kwargs[lookup_url_kwarg]}
-        row = get_object_or_404(plan.rows(queryset), **lookup)
-        context = self.get_serializer_context()
-        return Response(plan.render([row], context, queryset.db)[0])
+    def refetch_saved(self, serializer: BaseSerializer) -> None:
+        """Replace the saved instance with a planned fetch of it, when the queryset has it."""
+        instance = serializer.instance
+        if isinstance(instance, Model) and self.get_read_serializer_class() is None:
+            queryset = super().get_queryset()
+            fresh = self.plan_queryset(queryset).filter(pk=instance.pk).first()
+            if fresh is not None:
+                serializer.instance = fresh
 
 
 def checks_objects(view: Any) -> bool:

@@ -4,7 +4,8 @@
 ``QueryPlan``: select_related paths for single-valued relations, prefetch_related lookups for
 many-valued ones (``Prefetch`` objects carrying the nested plan, to any depth), annotations that
 fields declare, and, when asked, the ``only()`` columns rendering reads. ``optimize`` applies it;
-``OptimizedQuerysetMixin`` does so in generic views for the serializer of each action.
+``drf_scale.mixins.OptimizedQuerysetMixin`` does so in generic views for the serializer of each
+action.
 
 What the planner cannot see is declared with ``@requires`` (method fields, model properties,
 Prefetch objects with custom querysets) or reported in ``QueryPlan.unplanned``; it never guesses.
@@ -37,9 +38,9 @@ from rest_framework.serializers import BaseSerializer, ListSerializer, Serialize
 
 from drf_scale.model_meta import Kind, ModelField, Relation, attribute, relation
 
-logger = logging.getLogger("drf_scale.planner")
 __all__ = ["QueryPlan", "optimize", "plan_for", "requires"]
 
+logger = logging.getLogger("drf_scale.planner")
 
 _HINT = "_drf_scale_requires"
 _DISPLAY_METHOD = re.compile(r"get_(\w+)_display")
@@ -499,43 +500,3 @@ def optimize(
         return queryset
     # mypy#11470: classes are Hashable, as functools.cache requires
     return plan_for(serializer_class, only=only).apply(queryset)  # type: ignore[arg-type]
-
-
-class OptimizedQuerysetMixin:
-    """For generic views and viewsets: plan ``get_queryset()`` for the action's serializer.
-
-    List, retrieve and writes each get the plan of their own serializer class. After a create
-    or update, the response renders from a fresh planned fetch of the saved row, so no stale
-    prefetch cache leaks into it. Set ``only_columns = True`` to also load only what renders.
-    """
-
-    only_columns: bool = False
-    # The row these actions change is not rendered: the response comes from a fresh fetch.
-    unplanned_actions: tuple[str, ...] = ("update", "partial_update", "destroy")
-
-    def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()  # type: ignore[misc]
-        if getattr(self, "action", None) in self.unplanned_actions:
-            return queryset
-        return self.plan_queryset(queryset)
-
-    def plan_queryset(self, queryset: QuerySet) -> QuerySet:
-        serializer_class = self.get_serializer_class()  # type: ignore[attr-defined]
-        return optimize(queryset, serializer_class, only=self.only_columns)
-
-    def perform_create(self, serializer: BaseSerializer) -> None:
-        super().perform_create(serializer)  # type: ignore[misc]
-        self.refetch_saved(serializer)
-
-    def perform_update(self, serializer: BaseSerializer) -> None:
-        super().perform_update(serializer)  # type: ignore[misc]
-        self.refetch_saved(serializer)
-
-    def refetch_saved(self, serializer: BaseSerializer) -> None:
-        """Replace the saved instance with a planned fetch of it, when the queryset has it."""
-        instance = serializer.instance
-        if isinstance(instance, models.Model):
-            queryset = super().get_queryset()  # type: ignore[misc]
-            fresh = self.plan_queryset(queryset).filter(pk=instance.pk).first()
-            if fresh is not None:
-                serializer.instance = fresh

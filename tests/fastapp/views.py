@@ -2,8 +2,7 @@
 
 from rest_framework import serializers, viewsets
 
-from drf_scale.mixins import FastReadMixin
-from drf_scale.planner import OptimizedQuerysetMixin
+from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin
 from tests.fastapp import serializers as fast
 from tests.fastapp.models import Gadget, Maker
 

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from drf_scale.planner import OptimizedQuerysetMixin
+from drf_scale.mixins import OptimizedQuerysetMixin
 from tests.testapp import serializers
 from tests.testapp.models import Brand, Category, Product
 

@@ -22,28 +22,23 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from drf_scale.cache.invalidation import registry
 from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_store
+from drf_scale.conditional import ConditionalRetrieveModelMixin
 from drf_scale.conf import scale_settings
 from drf_scale.fast import ReadPlan
 from drf_scale.http import not_modified, set_cache_headers, strong_etag, weak_etag
-from drf_scale.mixins import checks_objects
+from drf_scale.mixins import EarlyResponse, ListRows, Rendered, checks_objects
 from drf_scale.renderers import ORJSONRenderer
-
-if TYPE_CHECKING:
-    from rest_framework.viewsets import ModelViewSet as _View
-else:
-    _View = object
 
 __all__ = ["CachedListMixin", "CachedRetrieveMixin"]
 
@@ -179,18 +174,24 @@ def render_by_pk(plan: ReadPlan, queryset: Any, pks: list[Any], context: Any) ->
     return {row[pk_name]: data for row, data in zip(rows, rendered, strict=True)}
 
 
-class CachedViewMixin(_View):
+class CachedViewMixin(ConditionalRetrieveModelMixin):
     """What both cached mixins share: scope, registration of dependencies, responses."""
 
     cache_scope: str | None = "user"
     cache_depends_on: Sequence[str] = ()
     cached_actions: Sequence[str] = ()
+    caches: frozenset[str] = frozenset()  # the cached_actions of every class of the view
+    _cached: tuple[RepresentationCache, Any, Lookup] | None = None
+    _cache_state: tuple[str | None, str] | None = None  # (ETag, X-Cache) of the response
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.cache_scope not in SCOPES:
             raise ValueError(f"{cls.__name__}.cache_scope must be one of {SCOPES}")
         actions = {a for klass in cls.__mro__ for a in vars(klass).get("cached_actions", ())}
+        cls.caches = frozenset(actions)
+        if cls.cache_scope is None:
+            return
         for action in sorted(actions):
             serializer_class = cls.cached_serializer_class(action)
             if serializer_class is not None and hasattr(serializer_class, "Meta"):
@@ -214,45 +215,65 @@ class CachedViewMixin(_View):
             return f"user:{user.pk}" if user.is_authenticated else "anonymous"
         return None
 
+    def cache_public(self) -> bool:
+        return self.cache_scope == "public"
+
     def get_representation_cache(self) -> RepresentationCache | None:
+        """The cache of this action, if it is one of ``cached_actions`` and may be cached."""
+        if self.action not in self.caches:
+            return None
         scope = self.scope()
         if scope is None or not scale_settings.CACHE_ENABLED or checks_objects(self):
             return None
         return RepresentationCache(self.get_serializer_class(), scope)
 
-    def compact_json(self) -> bool:
-        """Whether the response body is the stored JSON byte for byte (so ETags apply)."""
-        renderer = getattr(self.request, "accepted_renderer", None)
-        media_type = getattr(self.request, "accepted_media_type", "") or ""
-        return (
-            isinstance(renderer, ORJSONRenderer)
-            and not renderer.ensure_ascii
-            and "indent" not in media_type
-        )
-
-    def body_response(self, body: bytes) -> HttpResponse:
-        """Stored JSON as the response: the bytes themselves when they are what the renderer
-        would write (no DRF rendering), else the data for the negotiated renderer."""
-        if self.compact_json():
-            media_type = self.request.accepted_renderer.media_type
-            return HttpResponse(body, content_type=media_type)
-        return Response(orjson.loads(body))
-
     def body_data(self, body: bytes) -> Any:
         """What a Response carries for stored JSON: the bytes as they are, when they fit."""
         return orjson.Fragment(body) if self.compact_json() else orjson.loads(body)
 
-    def cache_headers(self, response: HttpResponse, etag: str | None, state: str) -> HttpResponse:
+    def entry_response(self, response: Any, entry: Entry, state: str) -> HttpResponseBase:
+        """DRF's response carrying the stored JSON (304 when If-None-Match names it): the
+        bytes themselves when they are what the renderer would write, else rendered."""
+        if not self.compact_json():
+            return self.cache_headers(response, None, state)
+        unchanged = self.not_modified(entry.etag, state)
+        if unchanged is not None:
+            return unchanged
+        response.content = entry.body  # rendered: the renderer does not run again
+        response["Content-Type"] = self.request.accepted_renderer.media_type
+        return self.cache_headers(response, entry.etag, state)
+
+    def cache_headers(
+        self, response: HttpResponseBase, etag: str | None, state: str
+    ) -> HttpResponseBase:
         etag = etag if self.compact_json() else None
-        set_cache_headers(response, public=self.cache_scope == "public", etag=etag)
+        set_cache_headers(response, public=self.cache_public(), etag=etag)
         response["X-Cache"] = state
         return response
 
-    def not_modified(self, etag: str, state: str) -> HttpResponse | None:
+    def not_modified(self, etag: str, state: str) -> HttpResponseBase | None:
         if not self.compact_json():
             return None
-        response = not_modified(self.request, etag, public=self.cache_scope == "public")
+        response = not_modified(self.request, etag, public=self.cache_public())
         return None if response is None else self.cache_headers(response, etag, state)
+
+    def finalize_read(self, response: Any) -> Any:
+        cached, self._cached = self._cached, None
+        if cached is not None:  # a retrieve the cache served or will store
+            cache, pk, found = cached
+            if isinstance(found, Entry):
+                return self.entry_response(response, found, "hit")
+            entry = entry_for(response.data) if response.status_code == 200 else None
+            if isinstance(found, Lease):
+                cache.save([(pk, found, entry)])  # None releases the lease
+            return response if entry is None else self.entry_response(response, entry, "miss")
+        if self._cache_state is not None:  # a list the cache served
+            etag, state = self._cache_state
+            return self.cache_headers(response, etag, state)
+        response = super().finalize_read(response)
+        if self.action == "retrieve" and "retrieve" in self.caches:
+            response["X-Cache"] = "bypass"
+        return response
 
 
 class CachedRetrieveMixin(CachedViewMixin):
@@ -277,7 +298,7 @@ class CachedRetrieveMixin(CachedViewMixin):
         early = self.early_hit(request, kwargs) if self.cache_hits_before_drf else None
         return early if early is not None else super().dispatch(request, *args, **kwargs)
 
-    def early_hit(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponse | None:
+    def early_hit(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponseBase | None:
         """The cached representation, if this bare JSON GET or HEAD of a detail has one."""
         assert request.method is not None  # set on every request a handler dispatches
         action = getattr(self, "action_map", {}).get(request.method.lower())
@@ -315,38 +336,21 @@ class CachedRetrieveMixin(CachedViewMixin):
         except ValidationError:
             return None
 
-    # Cached bytes and 304s are plain HttpResponses, which DRF handlers may return (the stubs
-    # type DRF's own retrieve).
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
+    def cached_object(self) -> Rendered | None:
         cache = self.get_representation_cache()
         # Query parameters may filter the object out (404): only a bare URL is served cached.
-        bare = not set(request.query_params) - {api_settings.URL_FORMAT_OVERRIDE}
+        bare = not set(self.request.query_params) - {api_settings.URL_FORMAT_OVERRIDE}
         pk = self.cached_pk() if cache is not None and bare else None
         if cache is None or pk is None:
-            return self.respond(super().retrieve(request, *args, **kwargs), "bypass")
-        responses: list[Response] = []
-
-        def build() -> Any:
-            response = super(CachedRetrieveMixin, self).retrieve(request, *args, **kwargs)
-            responses.append(response)
-            return response.data if response.status_code == 200 else None
-
-        entry, state = cache.fetch(pk, build)
-        return self.entry_response(entry, state) if entry else responses[0]
-
-    def entry_response(self, entry: Entry, state: str) -> HttpResponse:
-        response = self.not_modified(entry.etag, state) or self.body_response(entry.body)
-        return self.cache_headers(response, entry.etag, state)
-
-    def respond(self, response: Response, state: str) -> HttpResponse:
-        """An uncached response: with its ETag (and a 304) all the same."""
-        if response.status_code != 200:
-            return response
-        return self.entry_response(entry_for(response.data), state)
+            return super().cached_object()
+        [found] = cache.lookup([pk])
+        self._cached = (cache, pk, found)
+        return Rendered(self.body_data(found.body)) if isinstance(found, Entry) else None
 
 
 class CachedListMixin(CachedViewMixin):
-    """Lists whose rows come from the representation cache; needs FastReadMixin.
+    """Lists whose rows come from the representation cache, through the compiled read plan
+    (``FastReadMixin``): a list that does not compile is not cached.
 
     The weak ETag of a list is the version of its model's collection (bumped by every
     invalidation of one of its objects) with the request's URL and scope.
@@ -354,34 +358,32 @@ class CachedListMixin(CachedViewMixin):
 
     cached_actions = ("list",)
 
-    # Cached bytes and 304s are plain HttpResponses, which DRF handlers may return (the stubs
-    # type DRF's own list).
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
-        cache = self.get_representation_cache()
-        if cache is None or not self.reads_compiled():  # type: ignore[attr-defined]
-            return super().list(request, *args, **kwargs)
+    def cached_list_rows(self, queryset: QuerySet) -> ListRows | None:
+        cache, plan = self.get_representation_cache(), self.get_read_plan()
+        if cache is None or plan is None:
+            return super().cached_list_rows(queryset)
         # A bad filter, cursor, page size or ordering is a 400 before any 304: both built
         # lazily, no query runs for them; the paginator keeps the page query it built.
-        queryset = self.filter_queryset(self.get_queryset())
-        pk_name = queryset.model._meta.pk.attname
-        keys = queryset.values(*self.get_row_columns(queryset.model))  # type: ignore[attr-defined]
+        keys = queryset.values(*self.get_row_columns(queryset.model))
         validate = getattr(self.paginator, "get_page_queryset", None)
         if validate is not None:
-            validate(keys, request, self)
+            validate(keys, self.request, self)
         version = cache.version()
         etag = None
         if version is not None:
-            etag = weak_etag(version, request.get_full_path(), cache.field)
+            etag = weak_etag(version, self.request.get_full_path(), cache.field)
             response = self.not_modified(etag, "hit")
             if response is not None:
-                return response
-        page = self.paginate_queryset(keys)
-        pks = [row[pk_name] for row in (keys if page is None else page)]
-        context = self.get_serializer_context()
-        plan = self.get_read_plan()  # type: ignore[attr-defined]
-        entries, hits = cache.entries(
-            pks, functools.partial(render_by_pk, plan, queryset, context=context)
+                raise EarlyResponse(response)
+        pk_name = queryset.model._meta.pk.attname
+        render_misses = functools.partial(
+            render_by_pk, plan, queryset, context=self.get_serializer_context()
         )
-        data = [self.body_data(entries[pk].body) for pk in pks if pk in entries]
-        response = self.get_paginated_response(data) if page is not None else Response(data)
-        return self.cache_headers(response, etag, f"{hits}/{len(pks)} hit")
+
+        def render(page: list[Any]) -> list[Any]:
+            pks = [row[pk_name] for row in page]
+            entries, hits = cache.entries(pks, render_misses)
+            self._cache_state = (etag, f"{hits}/{len(pks)} hit")
+            return [self.body_data(entries[pk].body) for pk in pks if pk in entries]
+
+        return keys, render

@@ -27,8 +27,8 @@ from rest_framework.mixins import ListModelMixin, RetrieveModelMixin
 from drf_scale.conf import scale_settings
 from drf_scale.fast import compile_read_plan
 from drf_scale.middleware import view_query_budget
-from drf_scale.mixins import FastReadMixin
-from drf_scale.planner import OptimizedQuerysetMixin, plan_for
+from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin
+from drf_scale.planner import plan_for
 from drf_scale.queries import QueryGroup, QueryLog, capture_queries, growth
 
 if TYPE_CHECKING:
