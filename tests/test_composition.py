@@ -208,3 +208,49 @@ def test_a_cached_list_without_the_compiled_plan_is_reported():
 
     found = [m.id for m in check_view_composition() if m.obj is Uncompiled]
     assert found == ["drf_scale.W070"]
+
+
+class Plain(ScaleModelViewSet):
+    """What a user writes when changing viewsets.ModelViewSet: nothing else."""
+
+    queryset = Product.objects.all()
+    serializer_class = ProductReadSerializer
+    read_serializer_class = ProductReadSerializer
+    write_serializer_class = ProductWriteSerializer
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+    query_budget = None
+
+
+@override_settings(DRF_SCALE={"QUERY_CHECKS": "off", "CACHE_URL": None})
+def test_the_plain_viewset_pages_by_keyset_creates_and_deletes(catalog):
+    page, _ = call(Plain, {"get": "list"}, "get", "/products/")
+    body = orjson.loads(page.content)
+    assert [row["id"] for row in body["results"]] == [p.pk for p in reversed(catalog)]
+    assert set(body) == {"next", "previous", "results"}  # KeysetPagination, "-pk"
+    assert "X-Cache" not in page  # cache_scope None: no representation cache
+    brand, category = catalog[0].brand, catalog[0].category
+    fields = {"name": "New", "price": "3.00", "brand": brand.pk, "category": category.pk}
+    created, _ = call(Plain, {"post": "create"}, "post", "/products/", body=fields)
+    assert created.status_code == 201
+    data = orjson.loads(created.content)
+    assert data == {"id": data["id"], "name": "New", "price": "3.00",
+                    "brand": {"id": brand.pk, "name": "Acme"}, "tags": []}  # fmt: skip
+    detail, _ = call(Plain, {"get": "retrieve"}, "get", f"/products/{data['id']}/")
+    assert created["ETag"] == detail["ETag"]
+    detail_actions = {"delete": "destroy"}
+    stale, _ = call(Plain, detail_actions, "delete", f"/products/{data['id']}/",
+                    HTTP_IF_MATCH='"stale"')  # fmt: skip
+    assert stale.status_code == 412
+    gone, _ = call(Plain, detail_actions, "delete", f"/products/{data['id']}/",
+                   HTTP_IF_MATCH=detail["ETag"])  # fmt: skip
+    assert gone.status_code == 204
+    assert not Product.objects.filter(pk=data["id"]).exists()
+
+
+def test_the_viewsets_pagination_class_follows_the_setting(catalog):
+    with override_settings(DRF_SCALE={"PAGINATION_CLASS": "tests.test_composition.Pages"}):
+        assert Plain.pagination_class is Pages
+        page, _ = call(Plain, {"get": "list"}, "get", "/products/")
+        assert len(orjson.loads(page.content)["results"]) == 3
+    assert Plain.pagination_class is KeysetPagination

@@ -168,17 +168,20 @@ class ReadPathMixin(_View):
         return response
 
     def get_row_columns(self, model: type[Model]) -> tuple[str, ...]:
-        """Columns the page's rows carry besides rendered ones, for paginators that read rows.
+        """Columns the page's rows carry besides rendered ones: ``row_columns`` of the view
+        and its paginator."""
+        return row_columns(model, self, self.paginator)
 
-        The primary key and the fields of the ``ordering`` and ``ordering_fields`` of the view
-        and of its paginator: what a cursor paginator reads from the last row of a page.
-        """
-        names = [model._meta.pk.attname]
-        for owner in (self, self.paginator):
-            for attribute in ("ordering", "ordering_fields"):
-                names += _names(getattr(owner, attribute, None))
-        concrete = {field.name for field in model._meta.concrete_fields}
-        return tuple(dict.fromkeys(name for name in names if name in concrete))
+
+def row_columns(model: type[Model], *owners: Any) -> tuple[str, ...]:
+    """The primary key and the fields of the ``ordering`` and ``ordering_fields`` of
+    ``owners`` (a view, its paginator): what a cursor paginator reads from a page's last row."""
+    names = [model._meta.pk.attname]
+    for owner in owners:
+        for attribute in ("ordering", "ordering_fields"):
+            names += _names(getattr(owner, attribute, None))
+    concrete = {field.name for field in model._meta.concrete_fields}
+    return tuple(dict.fromkeys(name for name in names if name in concrete))
 
 
 class FastReadMixin(ReadPathMixin):

@@ -17,7 +17,9 @@ capability is a class attribute, as DRF's ``pagination_class`` is:
   ETag of what they saved;
 - ``cache_scope = "public"`` or ``"user"`` serves list rows and details from the
   representation cache (None, the default here: not cached);
-- ``read_serializer_class(es)`` / ``write_serializer_class(es)`` split reads from writes.
+- ``read_serializer_class(es)`` / ``write_serializer_class(es)`` split reads from writes;
+- JSON is rendered and parsed by orjson (``renderer_classes``: DRF's defaults, orjson's
+  renderer in place of its JSON one).
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import viewsets
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.settings import api_settings
 
 from drf_scale.cache.views import CachedListMixin, CachedRetrieveMixin
 from drf_scale.conditional import ConditionalWriteMixin
 from drf_scale.conf import scale_settings
 from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin, ReadWriteSerializerMixin
+from drf_scale.renderers import ORJSONParser, ORJSONRenderer
 
 __all__ = ["ScaleModelViewSet", "ScaleReadOnlyModelViewSet"]
 
@@ -41,12 +47,22 @@ class _DefaultPagination:
         return scale_settings.PAGINATION_CLASS
 
 
+def _with_orjson(defaults: Any, json_class: type, orjson_class: type) -> list[Any]:
+    """DRF's default renderers or parsers with orjson's in place of its JSON one."""
+    return [orjson_class, *(c for c in defaults if not issubclass(c, json_class))]
+
+
 class _ScaleReads(
     CachedRetrieveMixin, CachedListMixin, FastReadMixin, ReadWriteSerializerMixin,
     OptimizedQuerysetMixin,
 ):  # fmt: skip
     cache_scope = None
     pagination_class: Any = _DefaultPagination()
+    # ETags hash the compact JSON orjson writes (the same bytes as DRF's JSONRenderer).
+    renderer_classes = _with_orjson(
+        api_settings.DEFAULT_RENDERER_CLASSES, JSONRenderer, ORJSONRenderer
+    )
+    parser_classes = _with_orjson(api_settings.DEFAULT_PARSER_CLASSES, JSONParser, ORJSONParser)
 
 
 class ScaleReadOnlyModelViewSet(_ScaleReads, viewsets.ReadOnlyModelViewSet):

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -37,7 +36,7 @@ from drf_scale.cache.views import RepresentationCache, entry_for, render_by_pk
 from drf_scale.conf import scale_settings
 from drf_scale.fast import compile_read_plan
 from drf_scale.http import not_modified, set_cache_headers
-from drf_scale.mixins import FastReadMixin
+from drf_scale.mixins import row_columns
 from drf_scale.renderers import ORJSONRenderer
 
 __all__ = ["AsyncCachedReads"]
@@ -99,9 +98,7 @@ class AsyncCachedReads:
         drf_request = Request(request)
         model = queryset.model
         pk_name = model._meta.pk.attname
-        # FastReadMixin's columns for a view with no ordering of its own: the paginator's.
-        view = cast(Any, SimpleNamespace(paginator=paginator))
-        keys = queryset.values(*FastReadMixin.get_row_columns(view, model))
+        keys = queryset.values(*row_columns(model, paginator))
         try:
             paginate = getattr(paginator, "apaginate_queryset", None)
             if paginate is not None:

@@ -271,7 +271,7 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
             etag, state = self._cache_state
             return self.cache_headers(response, etag, state)
         response = super().finalize_read(response)
-        if self.action == "retrieve" and "retrieve" in self.caches:
+        if self.action == "retrieve" and "retrieve" in self.caches and self.cache_scope:
             response["X-Cache"] = "bypass"
         return response
 
