@@ -104,8 +104,8 @@ class TestOrigin:
             Brand.objects.count()
         (query,) = log.queries
         assert query.call_site.startswith("tests/test_queries.py:")
-        assert query.call_site.endswith(
-            "in test_the_call_site_is_the_first_frame_outside_the_libraries"
+        assert query.call_site.endswith(  # the qualified name: the class, for a method
+            "in TestOrigin.test_the_call_site_is_the_first_frame_outside_the_libraries"
         )
         assert query.field_path is None
 

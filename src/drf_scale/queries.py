@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import django
 import rest_framework
+from django.core.handlers.base import BaseHandler
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
@@ -89,6 +90,8 @@ _ITERATING = {
     ListSerializer.to_representation.__code__,
     ManyRelatedField.to_representation.__code__,
 }
+# Django's handler: the frames above it called the request, they did not serve it.
+_HANDLING = {BaseHandler.get_response.__code__, BaseHandler.get_response_async.__code__}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -118,20 +121,28 @@ def field_path(serializer_field: Field) -> str:
     return type(root).__name__ + "".join(reversed(parts))
 
 
-def _origin(frame: FrameType | None) -> tuple[str | None, str | None]:
-    """The call site and the serializer field path of the query run under ``frame``."""
-    call_site = path = None
+def _origin(frame: FrameType | None) -> tuple[str | None, str | None, str | None]:
+    """The call site, the serializer field path and the serializer method of the query run
+    under ``frame``. The call site is the first frame of the project's code inside the request
+    (frames above Django's handler called the request: a test, a management command); the
+    method is that frame's when it is a serializer's (``ProductSerializer.to_representation``).
+    """
+    call_site = path = method = None
     while frame is not None and (call_site is None or path is None):
         code = frame.f_code
+        if code in _HANDLING:
+            break
         if call_site is None and not _is_library(code.co_filename):
-            call_site = f"{_display_path(code.co_filename)}:{frame.f_lineno} in {code.co_name}"
+            call_site = f"{_display_path(code.co_filename)}:{frame.f_lineno} in {code.co_qualname}"
+            if isinstance(frame.f_locals.get("self"), Field):
+                method = code.co_qualname
         if path is None and code is _RENDERING_FIELD:
             rendering = frame.f_locals.get("field")
             path = field_path(rendering if rendering is not None else frame.f_locals["self"])
         elif path is None and code in _ITERATING:
             path = field_path(frame.f_locals["self"])
         frame = frame.f_back
-    return call_site, path
+    return call_site, path, method
 
 
 # Recording.
@@ -147,6 +158,7 @@ class QueryRecord:
     alias: str
     call_site: str | None = None
     field_path: str | None = None
+    method: str | None = None  # the serializer method at the call site, when it is one
 
     @property
     def fingerprint(self) -> str:
@@ -171,6 +183,11 @@ class QueryGroup:
     @property
     def field_paths(self) -> list[str]:
         return list(dict.fromkeys(q.field_path for q in self.queries if q.field_path))
+
+    @property
+    def methods(self) -> list[str]:
+        """The serializer methods that ran these queries (``Serializer.to_representation``)."""
+        return list(dict.fromkeys(q.method for q in self.queries if q.method))
 
     def describe(self, count_label: str | None = None) -> str:
         """The fingerprint with its count, call sites and field paths, indented for a report."""
@@ -209,6 +226,10 @@ class QueryLog:
         """The queries by fingerprint and call site, most repeated first."""
         return _grouped(self.queries, by_call_site=True)
 
+    def by_fingerprint(self) -> list[QueryGroup]:
+        """The queries by fingerprint alone, whatever their call sites, most repeated first."""
+        return _grouped(self.queries, by_call_site=False)
+
     def repeated(self, threshold: int) -> list[QueryGroup]:
         """Suspected N+1s: one fingerprint from one call site ``threshold`` times or more."""
         return [group for group in self.groups() if group.count >= threshold]
@@ -231,8 +252,8 @@ def _make_recorder(alias: str) -> Callable[..., Any]:
         finally:
             duration = time.perf_counter() - start
             detail = any(log.detail for log in logs)
-            call_site, path = _origin(sys._getframe(1)) if detail else (None, None)
-            entry = QueryRecord(sql, params, duration, alias, call_site, path)
+            call_site, path, method = _origin(sys._getframe(1)) if detail else (None, None, None)
+            entry = QueryRecord(sql, params, duration, alias, call_site, path, method)
             for log in logs:
                 log.queries.append(entry)
 

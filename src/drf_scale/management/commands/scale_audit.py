@@ -1,15 +1,20 @@
 """``manage.py scale_audit``: call every DRF list and retrieve route and judge its queries.
 
-List routes run at two page sizes (``--sizes``, through the paginator's page size parameter);
-retrieve routes run on the first row of the view's queryset. Each route gets a verdict:
-ok, N+1 (with the fingerprint and the serializer field path), over budget, plan incomplete
-(fields the planner cannot see), slow path (a FastReadMixin view whose serializer falls back
-to DRF), an HTTP error, or no data. ``--json`` prints a JSON list;
-the command exits 1 when any route has a finding, so CI can gate on it.
+List routes run at three page sizes or more (``--sizes``, through the paginator's page size
+parameter, fitted to the rows the view has); retrieve routes run on the first row of the view's
+queryset. A query (by fingerprint) is an N+1 when its count grows with the rows each page
+actually returned; one present a constant number of times, or only once the page holds a row
+that needs it (0 -> 1 -> 1), is a fixed cost, reported but not a finding. Each route gets a
+verdict: ok, N+1 (with the fingerprint, the serializer field path, and the serializer method
+that ran it, a ``to_representation`` override say), over budget, plan incomplete (fields the
+planner cannot see), slow path (a FastReadMixin view whose serializer falls back to DRF, with
+every reason), an HTTP error, or no data. ``--json`` prints a JSON list; the command exits 1
+when any route has a finding, so CI can gate on it.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,7 +34,7 @@ from drf_scale.fast import compile_read_plan
 from drf_scale.middleware import view_query_budget
 from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin
 from drf_scale.planner import plan_for
-from drf_scale.queries import QueryGroup, QueryLog, capture_queries, growth
+from drf_scale.queries import QueryGroup, QueryLog, capture_queries
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -90,14 +95,61 @@ def discover_routes(
 
 @dataclass
 class Finding:
-    verdict: str  # "N+1", "over budget", "plan incomplete", "slow path" or "error"
+    # "N+1", "fixed cost", "over budget", "plan incomplete", "slow path" or "error"
+    verdict: str
     detail: str
     field_paths: list[str] = field(default_factory=list)
     call_sites: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)  # serializer methods that ran the query
+    reasons: list[str] = field(default_factory=list)  # why a plan falls back, every one
 
 
-def _nplusone(count: str, group: QueryGroup) -> Finding:
-    return Finding("N+1", f"{count} x {group.fingerprint}", group.field_paths, group.call_sites)
+def _query_finding(verdict: str, counts: str, group: QueryGroup) -> Finding:
+    return Finding(
+        verdict,
+        f"{counts} x {group.fingerprint}",
+        group.field_paths,
+        group.call_sites,
+        group.methods,
+    )
+
+
+def grows_with_rows(counts: list[int]) -> bool:
+    """Whether a query's counts, at pages of increasing row counts, grow with the rows.
+
+    Pages of one ordering are prefixes of each other, so a query run per row (or per row with
+    a relation) never runs less often on a larger page. It grows when its count never falls,
+    rises at two steps or more, or, over fewer points, rises by two or more at the last: a
+    query at most once per request (0 -> 1 -> 1, 0 -> 0 -> 1) is a fixed cost.
+    """
+    steps = list(itertools.pairwise(counts))
+    if not steps or any(later < earlier for earlier, later in steps):
+        return False
+    rises = sum(later > earlier for earlier, later in steps)
+    return rises >= 2 or counts[-1] - counts[-2] >= 2
+
+
+def _rows(data: Any) -> int | None:
+    """The rows a list response holds: a list, or the list of a paginated envelope."""
+    if isinstance(data, list):
+        return len(data)
+    if isinstance(data, dict):
+        lists = [value for value in data.values() if isinstance(value, list)]
+        results = data.get("results")
+        if isinstance(results, list):
+            return len(results)
+        if len(lists) == 1:
+            return len(lists[0])
+    return None
+
+
+def fit_sizes(sizes: Iterable[int], rows: int) -> list[int]:
+    """``sizes`` capped at the ``rows`` there are, completed to three where the rows allow."""
+    fitted = {min(size, rows) for size in sizes if size > 0}
+    spare = [size for size in range(1, rows + 1) if size not in fitted]
+    while len(fitted) < 3 and spare:
+        fitted.add(spare.pop(len(spare) // 2))
+    return sorted(fitted)
 
 
 @dataclass
@@ -107,9 +159,11 @@ class RouteReport:
     view: str
     action: str
     sizes: list[int]
+    rows: list[int]  # the rows each list page returned
     queries: list[int]
     budget: int
     findings: list[Finding] = field(default_factory=list)
+    fixed_costs: list[Finding] = field(default_factory=list)  # noted, not findings
     status: str | None = None  # "no data" or "skipped: ..." when the route was not judged
 
     @property
@@ -125,7 +179,7 @@ class RouteReport:
 class Auditor:
     """Calls routes with a test client and judges the queries each one ran."""
 
-    def __init__(self, client: Client, sizes: tuple[int, int], user: Any) -> None:
+    def __init__(self, client: Client, sizes: tuple[int, ...], user: Any) -> None:
         self.client = client
         self.sizes = sizes
         self.user = user
@@ -153,6 +207,7 @@ class Auditor:
             view=f"{type(view).__module__}.{type(view).__qualname__}",
             action=route.action,
             sizes=[],
+            rows=[],
             queries=[],
             # A view unchecked per request (budget None) is still judged by the default.
             budget=view_query_budget(route.callback) or scale_settings.QUERY_BUDGET,
@@ -169,7 +224,7 @@ class Auditor:
         report.route = reverse(route.name, kwargs=kwargs)
         logs = self.call(report, view)
         if logs:
-            report.findings += self.judge(logs, report.budget)
+            self.judge(report, logs)
         if isinstance(view, OptimizedQuerysetMixin):
             # mypy#11470: classes are Hashable, as functools.cache requires
             unplanned = list(plan_for(view.get_serializer_class()).unplanned)  # type: ignore[arg-type]
@@ -179,11 +234,11 @@ class Auditor:
                 )
         if isinstance(view, FastReadMixin):
             # mypy#11470: classes are Hashable, as functools.cache requires
-            fallback = list(compile_read_plan(view.get_serializer_class()).fallback_reasons)  # type: ignore[arg-type]
-            if fallback:
-                report.findings.append(
-                    Finding("slow path", "renders through DRF, not its compiled plan", fallback)
-                )
+            serializer_class = view.get_serializer_class()
+            reasons = list(compile_read_plan(serializer_class).fallback_reasons)  # type: ignore[arg-type]
+            if reasons:
+                detail = f"{serializer_class.__name__} renders through DRF, not its compiled plan"
+                report.findings.append(Finding("slow path", detail, reasons=reasons))
         return report
 
     def call(self, report: RouteReport, view: GenericAPIView) -> list[QueryLog]:
@@ -192,9 +247,9 @@ class Auditor:
         size_param: str | None = getattr(paginator, "page_size_query_param", None) or getattr(
             paginator, "limit_query_param", None
         )
-        sizes: list[int | None] = list(self.sizes)
-        if report.action == "retrieve" or size_param is None:
-            sizes = [None]
+        sizes: list[int | None] = [None]
+        if report.action == "list" and size_param is not None:
+            sizes = list(fit_sizes(self.sizes, view.get_queryset().count()))
         logs = []
         for size in sizes:
             # sizes is [None] without a size parameter
@@ -206,40 +261,75 @@ class Auditor:
                 return []
             if size is not None:
                 report.sizes.append(size)
+                rows = _rows(_json(response))
+                report.rows.append(size if rows is None else rows)
             report.queries.append(log.count)
             logs.append(log)
         return logs
 
-    def judge(self, logs: list[QueryLog], budget: int) -> list[Finding]:
-        findings = []
-        grown = growth(logs[0], logs[-1]) if len(logs) > 1 else []
-        for earlier, group in grown:
-            findings.append(_nplusone(f"{earlier} -> {group.count}", group))
-        seen = {group.fingerprint for _, group in grown}
-        for group in logs[-1].repeated(scale_settings.NPLUSONE_THRESHOLD):
-            if group.fingerprint not in seen:
-                findings.append(_nplusone(str(group.count), group))
-        if logs[-1].count > budget:
-            findings.append(Finding("over budget", f"{logs[-1].count} queries, budget {budget}"))
-        return findings
+    def judge(self, report: RouteReport, logs: list[QueryLog]) -> None:
+        """N+1s: queries that grow with the rows; fixed costs: the ones that change or repeat
+        and do not; over budget: the largest page's count."""
+        threshold = scale_settings.NPLUSONE_THRESHOLD
+        # One log per distinct row count: pages of equal rows ran the same queries.
+        by_rows = dict(zip(report.rows, logs, strict=True)) if report.rows else {}
+        if len(by_rows) > 1:
+            points = [by_rows[rows] for rows in sorted(by_rows)]
+            counts = [log.fingerprint_counts() for log in points]
+            for group in points[-1].by_fingerprint():
+                series = [count[group.fingerprint] for count in counts]
+                label = " -> ".join(map(str, series))
+                if grows_with_rows(series):
+                    report.findings.append(_query_finding("N+1", label, group))
+                elif len(set(series)) > 1 or group.count >= threshold:
+                    report.fixed_costs.append(_query_finding("fixed cost", label, group))
+        else:  # one page or one object: a query repeated from one place runs per nested row
+            for group in logs[-1].repeated(threshold):
+                report.findings.append(_query_finding("N+1", str(group.count), group))
+        if logs[-1].count > report.budget:
+            report.findings.append(
+                Finding("over budget", f"{logs[-1].count} queries, budget {report.budget}")
+            )
+
+
+def _json(response: Any) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _finding_lines(finding: Finding) -> list[str]:
+    lines = [f"    {finding.verdict}: {finding.detail}"]
+    lines += [f"      rendering {path}" for path in finding.field_paths]
+    lines += [f"      queried by {method}" for method in finding.methods]
+    lines += [f"      at {site}" for site in finding.call_sites]
+    lines += [f"      because {reason}" for reason in finding.reasons]
+    return lines
 
 
 def _table(reports: list[RouteReport]) -> str:
-    """One row per route, its findings indented below it."""
-    rows = [("route", "action", "queries", "budget", "verdict")]
+    """One row per route, its findings and fixed costs indented below it."""
+    rows = [("route", "action", "rows", "queries", "budget", "verdict")]
     rows += [
-        (r.route, r.action, " / ".join(map(str, r.queries)) or "-", str(r.budget), r.verdict)
+        (
+            r.route,
+            r.action,
+            " / ".join(map(str, r.rows)) or "-",
+            " / ".join(map(str, r.queries)) or "-",
+            str(r.budget),
+            r.verdict,
+        )
         for r in reports
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for index, row in enumerate(rows):
-        padded = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
-        lines.append("  ".join([*padded, row[4]]))
-        for finding in reports[index - 1].findings if index else ():
-            lines.append(f"    {finding.verdict}: {finding.detail}")
-            lines += [f"      rendering {path}" for path in finding.field_paths]
-            lines += [f"      at {site}" for site in finding.call_sites]
+        padded = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
+        lines.append("  ".join([*padded, row[5]]))
+        report = reports[index - 1] if index else None
+        for finding in [*report.findings, *report.fixed_costs] if report else ():
+            lines += _finding_lines(finding)
     return "\n".join(lines)
 
 
@@ -251,15 +341,18 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="Username to log in as, for authenticated routes.")
         parser.add_argument(
             "--sizes",
-            nargs=2,
+            nargs="+",
             type=int,
-            default=[1, 20],
-            metavar=("SMALL", "LARGE"),
-            help="The two page sizes list routes are called at (default: 1 20).",
+            default=[1, 5, 20],
+            metavar="SIZE",
+            help="The page sizes list routes are called at, three or more, capped at the rows "
+            "a view has (default: 1 5 20).",
         )
         parser.add_argument("--json", action="store_true", help="Print a JSON list.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if len(set(options["sizes"])) < 3 or min(options["sizes"]) < 1:
+            raise CommandError("--sizes needs three different page sizes or more, from 1")
         user = None
         if options["user"]:
             # The user model's default manager has get_by_natural_key, as ModelBackend needs
