@@ -4,6 +4,7 @@
 query run once per request, once a row on the page needs it (0 -> 1 -> 1). /prefetched/:
 a prefetch that runs only once some row has a parent (0 -> 1 -> 1). /overridden/: a planned
 view whose serializer's to_representation re-queries the brand per row, past the plan.
+/falling/: a FastReadMixin view whose serializer falls back to DRF for two reasons.
 """
 
 from typing import Any
@@ -14,7 +15,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from drf_scale.mixins import OptimizedQuerysetMixin
+from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin
 from tests.testapp.models import Brand, Category, Product
 
 
@@ -93,10 +94,35 @@ class OverriddenViewSet(OptimizedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     query_budget = 100
 
 
+class TwiceUnbatchedSerializer(serializers.ModelSerializer):
+    """Two method fields without a @batch hint: two reasons the plan falls back."""
+
+    shout = serializers.SerializerMethodField()
+    whisper = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "shout", "whisper"]
+
+    def get_shout(self, product: Product) -> str:
+        return product.name.upper()
+
+    def get_whisper(self, product: Product) -> str:
+        return product.name.lower()
+
+
+class FallingViewSet(FastReadMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Product.objects.order_by("id")
+    serializer_class = TwiceUnbatchedSerializer
+    pagination_class = Pages
+    permission_classes = [AllowAny]
+
+
 router = SimpleRouter()
 router.register("grows", GrowingViewSet, basename="grows")
 router.register("prefetched", PrefetchedViewSet, basename="prefetched")
 router.register("config", ConfiguredViewSet, basename="config")
 router.register("overridden", OverriddenViewSet, basename="overridden")
+router.register("falling", FallingViewSet, basename="falling")
 
 urlpatterns = [path("", include(router.urls))]

@@ -10,7 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from drf_scale.fast import compile_read_plan
 from drf_scale.management.commands.scale_audit import fit_sizes, grows_with_rows
+from tests.audit_urls import TwiceUnbatchedSerializer
 from tests.testapp.data import make_catalog
 from tests.testapp.models import Brand, Category, Product
 
@@ -187,6 +189,24 @@ def test_an_override_that_requeries_past_the_plan_is_named() -> None:
     with override_settings(ROOT_URLCONF="tests.audit_urls"):
         table, _ = audit("--prefix", "/overridden/")
     assert "      queried by RequeryingSerializer.to_representation" in table
+
+
+def test_a_slow_path_lists_every_reason() -> None:
+    reasons = list(compile_read_plan(TwiceUnbatchedSerializer).fallback_reasons)
+    # The wording is fast.py's; every field that does not compile has one.
+    assert [reason.split(":")[0] for reason in reasons] == [
+        "TwiceUnbatchedSerializer.shout",
+        "TwiceUnbatchedSerializer.whisper",
+    ]
+    report, code = audited("falling")
+    assert code == 1
+    (slow,) = [f for f in report["findings"] if f["verdict"] == "slow path"]
+    assert slow["detail"] == "TwiceUnbatchedSerializer renders through DRF, not its compiled plan"
+    assert slow["reasons"] == reasons
+    with override_settings(ROOT_URLCONF="tests.audit_urls"):
+        table, _ = audit("--prefix", "/falling/")
+    for reason in reasons:
+        assert f"      because {reason}" in table
 
 
 @pytest.mark.parametrize(
