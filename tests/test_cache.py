@@ -7,6 +7,7 @@ Redis in the PostgreSQL pass (REDIS_URL) and process memory in the SQLite pass.
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import include, path
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.routers import SimpleRouter
@@ -275,13 +276,40 @@ def test_user_scoped_representations_stay_with_their_user(catalog):
 
 @pytest.mark.urls(__name__)
 @pytest.mark.django_db
-def test_views_checking_objects_are_never_cached(catalog):
+def test_views_checking_objects_serve_hits_after_the_check(catalog):
     product = catalog["products"][0]
     staff, other = APIClient(), APIClient()
     staff.force_authenticate(make_user("boss", staff=True))
     other.force_authenticate(make_user("eve"))
-    assert staff.get(f"/checked/{product.pk}/")["X-Cache"] == "bypass"
-    assert other.get(f"/checked/{product.pk}/").status_code == 403
+    url = f"/checked/{product.pk}/"
+    miss, hit = staff.get(url), staff.get(url)
+    assert [miss["X-Cache"], hit["X-Cache"]] == ["miss", "hit"]
+    assert hit.content == miss.content and hit["ETag"] == miss["ETag"]
+    assert hit.timing.queries == 1  # the object the permission checks, by its primary key
+    assert other.get(url).status_code == 403  # cached, and still refused
+    assert staff.get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 304
+    assert other.get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 403  # no 304 leak
+    assert staff.get("/checked/999999/").status_code == 404
+
+
+class OwnerFields(OwnerOnly):
+    object_fields = ("name",)
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.django_db
+def test_the_checked_object_loads_only_what_the_permission_declares(catalog):
+    product = catalog["products"][0]
+    staff = APIClient()
+    staff.force_authenticate(make_user("boss", staff=True))
+    ObjectCheckedViewSet.permission_classes = [OwnerFields]
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            assert staff.get(f"/checked/{product.pk}/").status_code == 200
+    finally:
+        ObjectCheckedViewSet.permission_classes = [OwnerOnly]
+    checked = queries.captured_queries[0]["sql"]
+    assert '"name"' in checked and '"price"' not in checked
 
 
 def test_the_store_of_the_pass():

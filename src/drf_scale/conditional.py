@@ -25,7 +25,13 @@ from rest_framework.serializers import BaseSerializer
 
 from drf_scale.conf import scale_settings
 from drf_scale.fast import compile_read_plan
-from drf_scale.http import etag_of, if_match_passes, not_modified, set_cache_headers
+from drf_scale.http import (
+    etag_of,
+    if_match_passes,
+    not_modified,
+    set_cache_headers,
+    strong_etag,
+)
 from drf_scale.mixins import WRITE_ACTIONS, ReadPathMixin
 from drf_scale.renderers import ORJSONRenderer
 
@@ -87,11 +93,23 @@ class ConditionalRetrieveModelMixin(ReadPathMixin):
             and "indent" not in media_type
         )
 
+    def representation_etag(self, response: Response) -> str | None:
+        """The strong ETag of the body ``response`` sends: of the compact JSON without
+        rendering it twice, else of the rendered bytes; None for HTML (the browsable API's
+        page changes with every request)."""
+        if self.compact_json():
+            return etag_of(response.data)
+        if "html" in (getattr(self.request, "accepted_media_type", "") or ""):
+            return None
+        return strong_etag(response.render().content)
+
     def finalize_read(self, response: Any) -> Any:
         response = super().finalize_read(response)
-        if self.action != "retrieve" or response.status_code != 200 or not self.compact_json():
+        if self.action != "retrieve" or response.status_code != 200:
             return response
-        etag = etag_of(response.data)
+        etag = self.representation_etag(response)
+        if etag is None:
+            return response
         public = self.cache_public()
         return not_modified(self.request, etag, public=public) or set_cache_headers(
             response, public=public, etag=etag

@@ -23,12 +23,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
+from django.db.models.manager import BaseManager
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.serializers import BaseSerializer
 
 from drf_scale.fast import ReadPlan, compile_read_plan
-from drf_scale.planner import optimize
+from drf_scale.planner import optimize, queryset_of
 
 if TYPE_CHECKING:
     from rest_framework.viewsets import ModelViewSet as _View
@@ -83,6 +84,7 @@ class ReadPathMixin(_View):
     """
 
     _unpaginated: RenderedRows | None = None
+    _access_checked = False
 
     # Questions the capabilities answer; the defaults switch everything off.
 
@@ -117,13 +119,33 @@ class ReadPathMixin(_View):
         plan = self.get_read_plan()
         if plan is None:
             return super().get_object()
+        self.check_object_access()
         queryset = self.filter_queryset(self.get_queryset())
-        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
-        lookup = {self.lookup_field: self.kwargs[lookup_url_kwarg]}
-        row = get_object_or_404(plan.rows(queryset), **lookup)
+        row = get_object_or_404(plan.rows(queryset), **self.object_lookup())
         return Rendered(plan.render([row], self.get_serializer_context(), queryset.db)[0])
 
+    def object_lookup(self) -> dict[str, Any]:
+        """The filter naming the object of this detail request, as DRF's get_object builds it."""
+        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
+        return {self.lookup_field: self.kwargs[lookup_url_kwarg]}
+
+    def check_object_access(self) -> None:
+        """Object permissions for a retrieve that does not render the instance (compiled or
+        cached): run them, once, on the object loaded with only the fields they declare
+        (``object_fields`` on each permission class; one without loads the whole row)."""
+        if self._access_checked or not checks_objects(self):
+            return
+        queryset = self.filter_queryset(self.get_queryset())
+        queryset = queryset.select_related(None).prefetch_related(None)
+        declared = [getattr(p, "object_fields", None) for p in self.get_permissions()]
+        if all(fields is not None for fields in declared):
+            queryset = queryset.only(*{name for fields in declared for name in fields or ()})
+        instance = get_object_or_404(queryset, **self.object_lookup())
+        self.check_object_permissions(self.request, instance)
+        self._access_checked = True
+
     def paginate_queryset(self, queryset: Any) -> Any:
+        queryset = queryset_of(queryset) if isinstance(queryset, BaseManager) else queryset
         if getattr(self, "action", None) != "list" or not isinstance(queryset, QuerySet):
             return super().paginate_queryset(queryset)
         found = self.cached_list_rows(queryset) or self.compiled_list_rows(queryset)
@@ -151,7 +173,8 @@ class ReadPathMixin(_View):
             return instance
         if isinstance(instance, RenderedRows):
             return Rendered(instance.render(list(instance)))
-        if self._unpaginated is not None and kwargs.get("many") and isinstance(instance, QuerySet):
+        many = isinstance(instance, QuerySet | BaseManager)  # DRF passes a manager on unchanged
+        if self._unpaginated is not None and kwargs.get("many") and many:
             rows, self._unpaginated = self._unpaginated, None
             return Rendered(rows.render(list(rows)))
         return super().get_serializer(*args, **kwargs)
@@ -189,8 +212,9 @@ class FastReadMixin(ReadPathMixin):
 
     Filtering and pagination are unchanged: the paginator receives the plan's ``values()``
     query (so it counts and slices it as any queryset) and the page's rows are rendered, their
-    to-many relations in one query each. A serializer that does not compile, and a retrieve
-    with object permissions (they need the instance), take DRF's path. ``fast_reads = False``
+    to-many relations in one query each; a retrieve with object permissions runs them first
+    (``check_object_access``). A serializer that does not compile takes DRF's path.
+    ``fast_reads = False``
     switches it off for the view; None follows ``DRF_SCALE["FAST_READS"]``.
     """
 
@@ -199,8 +223,6 @@ class FastReadMixin(ReadPathMixin):
     def get_read_plan(self) -> ReadPlan | None:
         action = getattr(self, "action", None)
         if action not in READ_ACTIONS or self.fast_reads is False:
-            return None
-        if action == "retrieve" and checks_objects(self):
             return None
         # mypy#11470: classes are Hashable, as functools.cache requires
         plan = compile_read_plan(self.get_serializer_class())  # type: ignore[arg-type]
@@ -283,7 +305,7 @@ class OptimizedQuerysetMixin(ReadPathMixin):
     unplanned_actions: tuple[str, ...] = ("update", "partial_update", "destroy")
 
     def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()
+        queryset = queryset_of(super().get_queryset())  # a manager, from an override
         if getattr(self, "action", None) in self.unplanned_actions or self.get_read_plan():
             return queryset
         return self.plan_queryset(queryset)

@@ -11,8 +11,9 @@ representations from one multi-get, the misses from the compiled read plan in on
 back in one round trip. ``X-Cache`` says hit, miss or bypass (for lists: hits/rows).
 
 Scopes: "public" shares a representation between all users; "user" (the default) keys it by
-the requesting user; None does not cache. A view whose permissions check objects is never
-cached: each request must run the check.
+the requesting user; None does not cache. A view whose permissions check objects runs them
+on every detail request, on the object loaded with only the fields they declare, before a
+hit is served (``ReadPathMixin.check_object_access``).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
         if self.action not in self.caches:
             return None
         scope = self.scope()
-        if scope is None or not scale_settings.CACHE_ENABLED or checks_objects(self):
+        if scope is None or not scale_settings.CACHE_ENABLED:
             return None
         return RepresentationCache(self.get_serializer_class(), scope)
 
@@ -234,26 +235,24 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
     def entry_response(self, response: Any, entry: Entry, state: str) -> HttpResponseBase:
         """DRF's response carrying the stored JSON (304 when If-None-Match names it): the
         bytes themselves when they are what the renderer would write, else rendered."""
-        if not self.compact_json():
-            return self.cache_headers(response, None, state)
-        unchanged = self.not_modified(entry.etag, state)
+        compact = self.compact_json()
+        etag = entry.etag if compact else self.representation_etag(response)
+        unchanged = None if etag is None else self.not_modified(etag, state)
         if unchanged is not None:
             return unchanged
-        response.content = entry.body  # rendered: the renderer does not run again
-        response["Content-Type"] = self.request.accepted_renderer.media_type
-        return self.cache_headers(response, entry.etag, state)
+        if compact:
+            response.content = entry.body  # rendered: the renderer does not run again
+            response["Content-Type"] = self.request.accepted_renderer.media_type
+        return self.cache_headers(response, etag, state)
 
     def cache_headers(
         self, response: HttpResponseBase, etag: str | None, state: str
     ) -> HttpResponseBase:
-        etag = etag if self.compact_json() else None
         set_cache_headers(response, public=self.cache_public(), etag=etag)
         response["X-Cache"] = state
         return response
 
     def not_modified(self, etag: str, state: str) -> HttpResponseBase | None:
-        if not self.compact_json():
-            return None
         response = not_modified(self.request, etag, public=self.cache_public())
         return None if response is None else self.cache_headers(response, etag, state)
 
@@ -308,6 +307,7 @@ class CachedRetrieveMixin(CachedViewMixin):
             or not scale_settings.CACHE_ENABLED
             or not _accepts_only_json(request.headers.get("Accept", ""))
             or "Authorization" in request.headers  # credentials are DRF's to judge
+            or checks_objects(self)  # so are objects
         ):
             return None
         self.kwargs = kwargs
@@ -343,6 +343,7 @@ class CachedRetrieveMixin(CachedViewMixin):
         pk = self.cached_pk() if cache is not None and bare else None
         if cache is None or pk is None:
             return super().cached_object()
+        self.check_object_access()  # a hit is served only past the object permissions
         [found] = cache.lookup([pk])
         self._cached = (cache, pk, found)
         return Rendered(self.body_data(found.body)) if isinstance(found, Entry) else None
@@ -370,7 +371,7 @@ class CachedListMixin(CachedViewMixin):
             validate(keys, self.request, self)
         version = cache.version()
         etag = None
-        if version is not None:
+        if version is not None and self.compact_json():  # other renderings: no list ETag
             etag = weak_etag(version, self.request.get_full_path(), cache.field)
             response = self.not_modified(etag, "hit")
             if response is not None:
