@@ -47,7 +47,15 @@ from drf_scale.model_meta import (
     pk_attname,
     relation,
 )
-from drf_scale.planner import QueryPlan, class_hints, optimize, requires
+from drf_scale.planner import (
+    AnyQuerySet,
+    QueryPlan,
+    class_hints,
+    optimize,
+    ordered_for_values,
+    queryset_of,
+    requires,
+)
 
 if TYPE_CHECKING:
     # Django's private prefetch filter, absent from django-stubs.
@@ -688,14 +696,16 @@ class ReadPlan:
     def compiled(self) -> bool:
         return self._root is not None
 
-    def rows(self, queryset: QuerySet, extra_columns: Iterable[str] = ()) -> QuerySet:
-        """``queryset`` as the ``values()`` query of the root rows: paginate it, render a page.
+    def rows(self, queryset: AnyQuerySet, extra_columns: Iterable[str] = ()) -> QuerySet:
+        """``queryset`` (or a manager) as the ``values()`` query of the root rows: paginate it,
+        render a page. Its rows come in the order of ``queryset``'s model instances.
 
         ``extra_columns`` are loaded too, e.g. the ordering columns a cursor paginator reads.
         """
         root = self._compiled()
+        queryset = queryset_of(queryset)
         annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
-        rows = annotated.values(*dict.fromkeys([*root.columns, *extra_columns]))
+        rows = ordered_for_values(annotated).values(*dict.fromkeys([*root.columns, *extra_columns]))
         # The same rows: a paginator counts them without the joins of the to-one columns.
         rows.count = queryset.count  # type: ignore[method-assign]
         return rows
@@ -711,8 +721,10 @@ class ReadPlan:
         finally:
             _context.reset(token)
 
-    def execute(self, queryset: QuerySet, context: Mapping[str, Any] | None = None) -> list[Any]:
-        """What ``serializer_class(queryset, many=True, context=context).data`` returns."""
+    def execute(self, queryset: AnyQuerySet, context: Mapping[str, Any] | None = None) -> list[Any]:
+        """What ``serializer_class(queryset, many=True, context=context).data`` returns;
+        ``queryset`` may be a manager."""
+        queryset = queryset_of(queryset)
         if self._root is None:
             serializer_class = self.serializer_class
             queryset = optimize(queryset, serializer_class)

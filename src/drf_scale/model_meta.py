@@ -6,6 +6,9 @@ a name as instances and serializer sources use it (``"brand"``, ``"brand_id"``, 
 ``"pk"``): a ``ModelField``, a ``Relation`` or None. ``walk(Product, "category__parent")``
 follows a path of lookup names, as ``filter()`` and ``select_related()`` use them.
 
+``expand_ordering(Device, ["maker", "name"])`` spells an ordering as the columns Django's
+compiler orders a model queryset by: ``["maker__name", "name"]`` when Maker is ordered by name.
+
 Django 6.0 made ``ManyToManyField.concrete`` False: many-to-many fields are told by class.
 Generic foreign keys (no single related model) are fields that are no column; generic
 relations are relations that are not planned.
@@ -15,13 +18,15 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.expressions import OrderBy
 
 __all__ = [
     "Kind",
@@ -30,6 +35,7 @@ __all__ = [
     "attribute",
     "column_attname",
     "concrete_model",
+    "expand_ordering",
     "link_field",
     "pk_attname",
     "relation",
@@ -242,3 +248,73 @@ def concrete_model(model: type[models.Model]) -> type[models.Model]:
 def pk_attname(model: type[models.Model]) -> str:
     """The instance attribute holding the primary key."""
     return model._meta.pk.attname
+
+
+def expand_ordering(
+    model: type[models.Model], ordering: Sequence[Any], *, skip: Collection[str] = ()
+) -> tuple[Any, ...]:
+    """``ordering`` of ``model`` with each name of a relation to an ordered model replaced by
+    that model's ordering, prefixed and in its direction, at any depth: what Django's compiler
+    orders a model queryset by (``SQLCompiler.find_ordering_name``).
+
+    ``values("maker")`` selects the key under the name ``maker``, and Django then orders by that
+    column (``ORDER BY 3``), not by Maker's ordering; a ``values()`` query ordered by the
+    expanded names orders as the model queryset does. Names in ``skip`` (annotations), names
+    Django resolves otherwise (a transform, ``pk``, a foreign key's attname) and expressions
+    stay as they are.
+    """
+    return tuple(_expand(model, ordering, "", "ASC", skip, frozenset()))
+
+
+def _expand(
+    model: type[models.Model],
+    ordering: Sequence[Any],
+    prefix: str,
+    default: str,
+    skip: Collection[str],
+    seen: frozenset[tuple[type[models.Model], str]],
+) -> Iterator[Any]:
+    for item in ordering:
+        if hasattr(item, "resolve_expression"):
+            if prefix:  # a related model's ordering: in the relation's direction, then prefixed
+                if not isinstance(item, OrderBy):
+                    item = item.desc() if default == "DESC" else item.asc()
+                item = item.prefix_references(prefix)
+            yield item
+            continue
+        name, order = item.removeprefix("-"), default
+        if item.startswith("-"):  # "-" reverses the direction it is in: Django's get_order_dir
+            order = "ASC" if default == "DESC" else "DESC"
+        related = None if item == "?" or (not prefix and name in skip) else _ordered(model, name)
+        if related is None or (model, name) in seen:  # a loop: Django's to resolve or refuse
+            yield item if item == "?" else f"{'-' if order == 'DESC' else ''}{prefix}{name}"
+            continue
+        path = f"{prefix}{name}{LOOKUP_SEP}"
+        yield from _expand(
+            related, related._meta.ordering or (), path, order, (), seen | {(model, name)}
+        )
+
+
+def _ordered(model: type[models.Model], name: str) -> type[models.Model] | None:
+    """The related model, with an ordering, that lookup ``name`` of ``model`` ends at, if any."""
+    if name == "pk":
+        return None
+    pieces = name.split(LOOKUP_SEP)
+    field: Any = None
+    for piece in pieces:
+        if field is not None:
+            model = field.related_model
+            if not field.is_relation or model is None:
+                return None  # a transform, or through a generic foreign key
+        try:
+            field = model._meta.get_field(piece)
+        except FieldDoesNotExist:
+            return None  # "pk" inside a path, a transform: Django resolves it
+    related = field.related_model if field.is_relation else None
+    if (
+        related is None
+        or not related._meta.ordering
+        or getattr(field, "attname", None) == pieces[-1]
+    ):
+        return None
+    return related

@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 from django.db import models
 from django.db.models import Prefetch
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.manager import BaseManager
 from django.db.models.query import ModelIterable, QuerySet
 from rest_framework.fields import Field, SerializerMethodField
 from rest_framework.relations import (
@@ -36,13 +37,22 @@ from rest_framework.relations import (
 )
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
 
-from drf_scale.model_meta import Kind, ModelField, Relation, attribute, relation
+from drf_scale.model_meta import (
+    Kind,
+    ModelField,
+    Relation,
+    attribute,
+    expand_ordering,
+    relation,
+)
 
 __all__ = ["QueryPlan", "optimize", "plan_for", "requires"]
 
 logger = logging.getLogger("drf_scale.planner")
 
 _HINT = "_drf_scale_requires"
+
+AnyQuerySet = QuerySet[Any] | BaseManager[Any]  # what DRF takes as a view's queryset
 _DISPLAY_METHOD = re.compile(r"get_(\w+)_display")
 
 Target = TypeVar("Target")
@@ -103,6 +113,32 @@ def class_hints(serializer: BaseSerializer) -> list[Requirements]:
     return [hint for hint in hints if hint is not None]
 
 
+def queryset_of(queryset: AnyQuerySet) -> QuerySet:
+    """A QuerySet of what DRF accepts as one: a manager (``Product.objects``) or a queryset."""
+    return queryset.all() if isinstance(queryset, BaseManager) else queryset
+
+
+def ordered_for_values(queryset: QuerySet) -> QuerySet:
+    """``queryset`` ordered so that its ``values()`` rows come in the order of its instances.
+
+    ``values("brand")`` names the key column ``brand``, and Django then orders ``brand`` by that
+    column (``ORDER BY 3``) where the model queryset orders by Brand's ordering. The ordering
+    (its own, else Meta.ordering) is spelled out with the related models' orderings instead.
+    """
+    query = queryset.query
+    if query.extra_order_by or query.distinct_fields or query.combinator:
+        return queryset
+    meta = query.group_by is None and query.default_ordering  # GROUP BY drops Meta.ordering
+    ordering = query.order_by or (queryset.model._meta.ordering if meta else ())
+    expanded = expand_ordering(queryset.model, ordering, skip=query.annotations)
+    if expanded == tuple(ordering):
+        return queryset
+    queryset = queryset.all()  # a clone, ordered in place: order_by() refuses a sliced one
+    queryset.query.clear_ordering(force=True, clear_default=False)
+    queryset.query.add_ordering(*expanded)
+    return queryset
+
+
 def _hint_of(target: Any) -> Requirements | None:
     function = _function_of(target)
     return getattr(function, _HINT, None) if function is not None else None
@@ -122,8 +158,9 @@ class QueryPlan:
     def is_empty(self) -> bool:
         return not (self.select_related or self.prefetch or self.annotations) and self.only is None
 
-    def apply(self, queryset: QuerySet) -> QuerySet:
+    def apply(self, queryset: AnyQuerySet) -> QuerySet:
         """Return ``queryset`` loading what the plan says; what the queryset declares wins."""
+        queryset = queryset_of(queryset)
         if not issubclass(queryset._iterable_class, ModelIterable):
             return queryset
         if self.select_related and queryset.query.select_related is not True:
@@ -489,12 +526,14 @@ def plan_for(serializer_class: type[BaseSerializer], *, only: bool = False) -> Q
 
 
 def optimize(
-    queryset: QuerySet, serializer_class: type[BaseSerializer], *, only: bool = False
+    queryset: AnyQuerySet, serializer_class: type[BaseSerializer], *, only: bool = False
 ) -> QuerySet:
     """``queryset`` loading what ``serializer_class`` renders, in a fixed number of queries.
 
-    A queryset of another model than the serializer's is returned as it is.
+    ``queryset`` may be a manager, as DRF's ``GenericAPIView.queryset`` may. A queryset of
+    another model than the serializer's is returned as it is.
     """
+    queryset = queryset_of(queryset)
     model = _model_of(serializer_class)
     if model is None or not issubclass(queryset.model, model):
         return queryset
