@@ -17,6 +17,7 @@ from drf_scale.planner import optimize
 from shop import api_serializers
 from shop import serializers as naive_serializers
 from shop.models import Product
+from tests import checks_urls
 from tests.factories import make_catalog
 from tests.fastapp import serializers as fast
 from tests.fastapp.data import make_gadgets
@@ -291,3 +292,23 @@ def test_read_path_checks():
 
 def test_the_reference_service_passes_the_read_path_checks():
     assert check_read_paths() == []
+
+
+@override_settings(ROOT_URLCONF="tests.checks_urls")
+def test_read_path_checks_build_a_request_for_get_serializer_class():
+    messages = {(m.id, m.obj.__name__): m for m in check_read_paths()}
+    assert set(messages) == {
+        ("drf_scale.W032", "ByUserFast"),  # ShoutingSerializer, without ?full
+        ("drf_scale.W033", "ByPkFast"),
+        ("drf_scale.W031", "ByUserPlanned"),
+        ("drf_scale.W033", "ByPkPlanned"),
+    }
+    reasons = compile_read_plan(checks_urls.ShoutingSerializer).fallback_reasons
+    assert len(reasons) == 2  # shout and whisper: W032 names both
+    assert messages["drf_scale.W032", "ByUserFast"].msg == (
+        "ByUserFast renders ShoutingSerializer through DRF, not its compiled plan: "
+        f"{reasons[0]}; {reasons[1]}."
+    )
+    uninspected = messages["drf_scale.W033", "ByPkFast"].msg
+    assert uninspected.startswith("Check W032 could not inspect tests.checks_urls.ByPkFast: ")
+    assert "raised KeyError: 'pk' for a GET list and retrieve request" in uninspected

@@ -224,6 +224,22 @@ def test_unplanned_view_serializers_are_a_system_check_warning() -> None:
     assert "OpaqueProductSerializer.brand_country" in warnings[0].msg
 
 
+@pytest.mark.urls("tests.checks_urls")
+def test_views_whose_serializer_class_reads_the_request_are_checked() -> None:
+    messages = {
+        (message.id, message.obj.__name__): message.msg
+        for message in check_query_plans()
+        if message.obj.__module__ == "tests.checks_urls"
+    }
+    # Built as an anonymous user's GET sees them: ByUserPlanned renders the opaque serializer.
+    assert set(messages) == {("drf_scale.W001", "ByUserPlanned"), ("drf_scale.W002", "ByPkPlanned")}
+    assert "OpaqueProductSerializer.brand_country" in messages["drf_scale.W001", "ByUserPlanned"]
+    assert messages["drf_scale.W002", "ByPkPlanned"] == (
+        "Check W001 could not inspect tests.checks_urls.ByPkPlanned: its get_serializer_class() "
+        "raised KeyError: 'pk' for a GET list and retrieve request by an anonymous user."
+    )
+
+
 class TestOptimizedViews:
     def test_list_and_retrieve_run_the_same_queries_at_any_size(self) -> None:
         client = APIClient()

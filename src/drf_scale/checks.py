@@ -84,25 +84,69 @@ def _subclasses(cls: type[T]) -> Iterator[type[T]]:
         yield from _subclasses(subclass)
 
 
+def _view_for(view_class: type, action: str) -> Any:
+    """An instance of ``view_class`` as a GET ``action`` request by an anonymous user sees it:
+    ``get_serializer_class()`` may read ``self.request``."""
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.test import APIRequestFactory
+
+    # action_map: a viewset's initialize_request() sets action from it, as its as_view() does.
+    view = view_class(
+        action=action, action_map={"get": action}, format_kwarg=None, args=(), kwargs={}
+    )
+    request = view.initialize_request(APIRequestFactory().get("/"))
+    request.user = AnonymousUser()
+    view.request = request
+    return view
+
+
+def _read_serializers(view_class: type) -> tuple[set[type], dict[str, Exception]]:
+    """The serializer classes a view renders its planned actions with, and what
+    ``get_serializer_class()`` raised for the actions it could not say."""
+    found: set[type] = set()
+    failures: dict[str, Exception] = {}
+    for action in PLANNED_ACTIONS:
+        try:
+            found.add(_view_for(view_class, action).get_serializer_class())
+        except Exception as exc:  # an abstract base view, or one that needs more of a request
+            failures[action] = exc
+    return found, failures
+
+
 def _serializer_classes(view_class: type) -> set[type]:
     """The serializer classes a view renders its planned actions with, where it can say."""
-    found = set()
-    for action in PLANNED_ACTIONS:
-        view = view_class(action=action, request=None, format_kwarg=None, args=(), kwargs={})
-        try:
-            found.add(view.get_serializer_class())
-        except Exception:  # an abstract base view, or one that needs a real request
-            continue
-    return found
+    return _read_serializers(view_class)[0]
+
+
+def _uninspected(view_class: type, checks: str, check_id: str) -> list[CheckMessage]:
+    """``check_id``: the checks could not learn the serializer class of a routed view."""
+    by_error: dict[str, list[str]] = {}
+    for action, exc in _read_serializers(view_class)[1].items():
+        by_error.setdefault(f"{type(exc).__name__}: {exc}", []).append(action)
+    return [
+        Warning(
+            f"{checks} could not inspect {view_class.__module__}.{view_class.__qualname__}: "
+            f"its get_serializer_class() raised {error} for a GET {' and '.join(actions)} "
+            "request by an anonymous user.",
+            hint="Let get_serializer_class() answer for such a request (it has no URL "
+            f"arguments), or silence {check_id} and check this view's serializers by hand.",
+            obj=view_class,
+            id=check_id,
+        )
+        for error, actions in by_error.items()
+    ]
 
 
 @register("drf_scale")
 @_reads_settings
 def check_query_plans(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """W001: a serializer of an OptimizedQuerysetMixin view has fields the planner cannot see."""
-    _routed_view_classes()  # imports the views
+    """W001: a serializer of an OptimizedQuerysetMixin view has fields the planner cannot see;
+    W002: a routed one whose serializer class W001 could not learn."""
+    routed = _routed_view_classes()  # imports the views
     messages: list[CheckMessage] = []
     for view_class in sorted(set(_subclasses(OptimizedQuerysetMixin)), key=str):
+        if view_class in routed:  # unrouted ones may be abstract bases
+            messages += _uninspected(view_class, "Check W001", "drf_scale.W002")
         for serializer_class in sorted(_serializer_classes(view_class), key=str):
             unplanned = plan_for(serializer_class).unplanned
             if unplanned:
@@ -296,12 +340,15 @@ def _view_serializers(view_class: type) -> set[type]:
 @register("drf_scale")
 @_reads_settings
 def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """W030: fields = "__all__"; W031: model introspection per request; W032: a plan falls back.
+    """W030: fields = "__all__"; W031: model introspection per request; W032: a plan falls back;
+    W033: W031 or W032 could not learn a view's serializer class.
 
     Per routed view: W030 for each serializer it names (nested ones included) that exposes
     every model field, W031 for list and retrieve ModelSerializers of drf_scale views without
     FastReadMixin (DRF rebuilds their fields from the model for each request), W032 for
-    those of FastReadMixin views that render through DRF, naming the fields.
+    those of FastReadMixin views that render through DRF, naming every field that does not
+    compile. The serializer classes are those ``get_serializer_class()`` returns for a GET list
+    and retrieve request by an anonymous user; W033 names a view for which it raises.
     """
     messages: list[CheckMessage] = []
     views = _routed_view_classes()
@@ -312,8 +359,10 @@ def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 if getattr(getattr(declared, "Meta", None), "fields", None) == "__all__":
                     exposing.setdefault(declared, view_class)
         if issubclass(view_class, FastReadMixin):
+            messages += _uninspected(view_class, "Check W032", "drf_scale.W033")
             messages += _fallbacks(view_class)
         elif issubclass(view_class, OptimizedQuerysetMixin | ReadWriteSerializerMixin):
+            messages += _uninspected(view_class, "Check W031", "drf_scale.W033")
             messages += _introspected(view_class)
     for serializer_class, view_class in sorted(exposing.items(), key=str):
         messages.append(
