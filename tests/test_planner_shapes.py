@@ -11,6 +11,8 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.contenttypes.prefetch import GenericPrefetch
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import filters, generics, serializers
@@ -22,8 +24,15 @@ from drf_scale.fast import compile_read_plan
 from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin
 from drf_scale.model_meta import expand_ordering
 from drf_scale.pagination import KeysetPagination
-from drf_scale.planner import QueryPlan, optimize
-from tests.testapp.models import Device, DeviceBySeries, DeviceDescending, Maker, Series
+from drf_scale.planner import QueryPlan, optimize, plan_for, requires
+from tests.testapp.models import (
+    Device,
+    DeviceBySeries,
+    DeviceDescending,
+    Maker,
+    Remark,
+    Series,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -262,3 +271,191 @@ def test_keyset_pages_are_exact_on_both_paths(model, pagination):
     else:
         keys = [(row["maker"], row["name"], row["id"]) for row in compiled]
         assert keys == sorted(keys)
+
+
+# 3. Generic foreign keys and generic relations, planned with prefetches.
+
+
+class MakerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Maker
+        fields = ["id", "name"]
+
+
+class DeviceBriefSerializer(serializers.ModelSerializer):
+    maker = MakerSerializer()
+
+    class Meta:
+        model = Device
+        fields = ["id", "name", "maker"]
+
+
+class TargetField(serializers.Field):
+    """Renders whatever a remark is about, from that row alone."""
+
+    def to_representation(self, value):
+        return f"{type(value).__name__}:{value.pk}:{value.name}"
+
+
+class RemarkSerializer(serializers.ModelSerializer):
+    target = TargetField(source="content_object", read_only=True)
+    about = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Remark
+        fields = ["id", "body", "target", "about"]
+
+    @requires(prefetch=["content_object"])
+    def get_about(self, remark) -> str:
+        return remark.content_object.name.upper()
+
+
+class RemarkOnDeviceSerializer(serializers.ModelSerializer):
+    device = DeviceBriefSerializer(source="content_object", read_only=True)
+
+    class Meta:
+        model = Remark
+        fields = ["id", "body", "device"]
+
+
+class RemarkBodySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Remark
+        fields = ["id", "body"]
+
+
+class DeviceRemarksSerializer(serializers.ModelSerializer):
+    remarks = RemarkBodySerializer(many=True, read_only=True)
+    remark_ids = serializers.PrimaryKeyRelatedField(source="remarks", many=True, read_only=True)
+    maker = MakerSerializer()
+
+    class Meta:
+        model = Device
+        fields = ["id", "name", "maker", "remarks", "remark_ids"]
+
+
+def make_remarks(devices: list[Device]) -> None:
+    for index, device in enumerate(devices):
+        Remark.objects.create(content_object=device, body=f"on {device.name}")
+        Remark.objects.create(content_object=device.maker, body=f"on maker {index}")
+        Remark.objects.create(content_object=device, body=f"again {device.name}")
+
+
+def rendered(serializer_class, queryset, *, plan: bool, only: bool = False):
+    """The JSON and the number of queries of rendering ``queryset``, planned or as DRF does."""
+    ContentType.objects.get_for_models(Device, Maker)  # the content type cache, warm
+    if plan:
+        queryset = optimize(queryset, serializer_class, only=only)
+    with CaptureQueriesContext(connection) as queries:
+        data = as_json(serializer_class(queryset, many=True).data)
+    return data, len(queries)
+
+
+@pytest.mark.parametrize(
+    "serializer_class, model, planned",
+    [
+        (RemarkSerializer, Remark, 3),  # remarks, devices, makers
+        (RemarkOnDeviceSerializer, Remark, 2),  # remarks, devices joined to their makers
+        (DeviceRemarksSerializer, Device, 2),  # devices joined to makers, their remarks
+    ],
+)
+@pytest.mark.parametrize("only", [False, True])
+def test_generic_relations_are_planned(serializer_class, model, planned, only):
+    make_remarks(make_devices(10))
+    assert plan_for(serializer_class).unplanned == ()
+    if serializer_class is RemarkOnDeviceSerializer:  # remarks on devices only
+        queryset = Remark.objects.filter(content_type=ContentType.objects.get_for_model(Device))
+    else:
+        queryset = model.objects.order_by("pk")
+    counts, unplanned = {}, {}
+    for size in (2, 10):
+        page = queryset[:size]
+        data, counts[size] = rendered(serializer_class, page, plan=True, only=only)
+        plain, unplanned[size] = rendered(serializer_class, page, plan=False)
+        assert data == plain
+    assert counts == {2: planned, 10: planned}
+    assert unplanned[10] > unplanned[2] >= planned  # DRF alone: queries grow with the rows
+
+
+def test_generic_prefetch_carries_the_nested_plan():
+    [lookup] = plan_for(RemarkOnDeviceSerializer, only=True).prefetch
+    assert isinstance(lookup, GenericPrefetch)
+    [devices] = lookup.querysets
+    assert devices.model is Device and devices.query.select_related == {"maker": {}}
+    plan = plan_for(RemarkOnDeviceSerializer, only=True)
+    assert {"content_type", "object_id"} <= set(plan.only)
+    [remarks, *_] = plan_for(DeviceRemarksSerializer, only=True).prefetch
+    assert remarks.prefetch_to == "remarks"
+    assert {"content_type", "object_id", "body"} <= remarks.queryset.query.deferred_loading[0]
+
+
+def test_a_declared_generic_prefetch_is_used_as_declared():
+    devices = Device.objects.select_related("maker", "series")
+
+    class Declared(RemarkBodySerializer):
+        about = serializers.SerializerMethodField()
+
+        class Meta(RemarkBodySerializer.Meta):
+            fields = [*RemarkBodySerializer.Meta.fields, "about"]
+
+        @requires(prefetch=[GenericPrefetch("content_object", [devices])])
+        def get_about(self, remark) -> str:
+            return f"{remark.content_object.maker.name} {remark.content_object.series.name}"
+
+    make_remarks(make_devices(10))
+    queryset = Remark.objects.filter(content_type=ContentType.objects.get_for_model(Device))
+    counts = {}
+    for size in (2, 10):
+        data, counts[size] = rendered(Declared, queryset[:size], plan=True)
+        assert data == rendered(Declared, queryset[:size], plan=False)[0]
+    assert counts == {2: 2, 10: 2}
+
+
+# 4. @requires on __str__ and on properties.
+
+
+class MakerStringsSerializer(serializers.ModelSerializer):
+    devices = serializers.StringRelatedField(many=True)  # Device.__str__ reads series.maker
+
+    class Meta:
+        model = Maker
+        fields = ["id", "name", "devices"]
+
+
+class DeviceSeriesSerializer(serializers.ModelSerializer):
+    series = serializers.StringRelatedField()  # Series.__str__ reads maker
+
+    class Meta:
+        model = Device
+        fields = ["id", "series"]
+
+
+class DevicePropertiesSerializer(serializers.ModelSerializer):
+    text = serializers.CharField(source="__str__")
+    family = serializers.ReadOnlyField()
+
+    class Meta:
+        model = Device
+        fields = ["id", "text", "family"]
+
+
+@pytest.mark.parametrize(
+    "serializer_class, model, planned",
+    [
+        (MakerStringsSerializer, Maker, 2),  # makers, devices joined to series and makers
+        (DeviceSeriesSerializer, Device, 1),  # devices joined to series and their makers
+        (DevicePropertiesSerializer, Device, 1),
+    ],
+)
+@pytest.mark.parametrize("only", [False, True])
+def test_requires_on_str_and_properties_is_honoured(serializer_class, model, planned, only):
+    make_devices(30)
+    assert plan_for(serializer_class).unplanned == ()
+    counts, unplanned = {}, {}
+    for size in (2, 10):
+        page = model.objects.order_by("pk")[:size]
+        data, counts[size] = rendered(serializer_class, page, plan=True, only=only)
+        plain, unplanned[size] = rendered(serializer_class, page, plan=False)
+        assert data == plain
+    assert counts == {2: planned, 10: planned}
+    assert unplanned[10] > unplanned[2] > planned

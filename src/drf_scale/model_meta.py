@@ -11,7 +11,8 @@ compiler orders a model queryset by: ``["maker__name", "name"]`` when Maker is o
 
 Django 6.0 made ``ManyToManyField.concrete`` False: many-to-many fields are told by class.
 Generic foreign keys (no single related model) are fields that are no column; generic
-relations are relations that are not planned.
+relations are relations ``relation()`` does not return: the compiler cannot read them, the
+planner prefetches both (``drf_scale.planner``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class Relation:
 
     @property
     def plannable(self) -> bool:
-        """The planner and the compiler can join or prefetch it."""
+        """The compiler can join or prefetch it (the planner also prefetches a generic relation)."""
         return self.kind not in _UNPLANNED
 
     @property

@@ -2,10 +2,11 @@
 
 ``plan_for(ProductSerializer)`` walks the serializer's field tree once per class and returns a
 ``QueryPlan``: select_related paths for single-valued relations, prefetch_related lookups for
-many-valued ones (``Prefetch`` objects carrying the nested plan, to any depth), annotations that
-fields declare, and, when asked, the ``only()`` columns rendering reads. ``optimize`` applies it;
-``drf_scale.mixins.OptimizedQuerysetMixin`` does so in generic views for the serializer of each
-action.
+many-valued ones (``Prefetch`` objects carrying the nested plan, to any depth; a generic
+foreign key is prefetched with ``GenericPrefetch``, a generic relation as a reverse foreign
+key), annotations that fields declare, and, when asked, the ``only()`` columns rendering reads.
+``optimize`` applies it; ``drf_scale.mixins.OptimizedQuerysetMixin`` does so in generic views
+for the serializer of each action.
 
 What the planner cannot see is declared with ``@requires`` (method fields, model properties,
 Prefetch objects with custom querysets) or reported in ``QueryPlan.unplanned``; it never guesses.
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.contenttypes.prefetch import GenericPrefetch
 from django.db import models
 from django.db.models import Prefetch
 from django.db.models.constants import LOOKUP_SEP
@@ -34,6 +37,7 @@ from rest_framework.relations import (
     PrimaryKeyRelatedField,
     RelatedField,
     SlugRelatedField,
+    StringRelatedField,
 )
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
 
@@ -226,11 +230,18 @@ def merge_lookups(
     )
 
 
+def _querysets(lookup: GenericPrefetch) -> list[QuerySet]:
+    return list(lookup.querysets)  # type: ignore[attr-defined]  # absent from django-stubs
+
+
 def _prefetch_to(lookup: str | Prefetch) -> str:
     return lookup.prefetch_to if isinstance(lookup, Prefetch) else lookup
 
 
 def _has_queryset(lookup: str | Prefetch) -> bool:
+    """A Prefetch with a queryset, or a GenericPrefetch with querysets: how to fetch is set."""
+    if isinstance(lookup, GenericPrefetch):
+        return bool(_querysets(lookup))
     return isinstance(lookup, Prefetch) and lookup.queryset is not None
 
 
@@ -253,7 +264,10 @@ class _Edge:
         return not (declared or self.relation.many or self.node.annotations)
 
     def back_pointer(self) -> tuple[str, ...]:
-        """The column of the related rows that prefetch needs to stitch them to their owners."""
+        """The columns of the related rows that prefetch needs to stitch them to their owners."""
+        declaring = self.relation.field
+        if isinstance(declaring, GenericRelation):
+            return (declaring.object_id_field_name, declaring.content_type_field_name)
         if self.relation.forward or self.relation.kind is Kind.REVERSE_MANY_TO_MANY:
             return ()
         return (self.relation.back,)
@@ -272,6 +286,7 @@ class _Node:
     columns: set[str] | None = field(default_factory=set)  # None: every column
     annotations: dict[str, Any] = field(default_factory=dict)
     relations: dict[str, _Edge] = field(default_factory=dict)  # by accessor or to_attr
+    generic: dict[str, _Generic] = field(default_factory=dict)  # generic foreign keys, by name
 
     def read_column(self, name: str) -> None:
         if self.columns is not None and name != "pk":
@@ -284,6 +299,57 @@ class _Node:
         if name not in self.relations:
             self.relations[name] = _Edge(step, _Node(model or step.related_model))
         return self.relations[name]
+
+    def generic_edge(self, name: str, generic_key: GenericForeignKey) -> _Generic:
+        if name not in self.generic:
+            self.generic[name] = _Generic(generic_key)
+        return self.generic[name]
+
+
+@dataclass
+class _Generic:
+    """A generic foreign key of a node's rows: prefetched, per model of the rows it reaches.
+
+    ``nodes`` holds what rendering reads from the rows of each model it knows (a nested model
+    serializer); rows of other models are fetched whole, as Django's prefetch does.
+    """
+
+    key: GenericForeignKey
+    nodes: dict[type[models.Model], _Node] = field(default_factory=dict)
+    declared: GenericPrefetch | None = None
+
+    def node(self, model: type[models.Model]) -> _Node:
+        return self.nodes.setdefault(model, _Node(model))
+
+    def lookup(self, path: str, *, only: bool) -> str | Prefetch:
+        if self.declared is not None:
+            declared = self.declared
+            return GenericPrefetch(path, _querysets(declared), to_attr=declared.to_attr)
+        if not self.nodes:
+            return path
+        querysets = [
+            _build(node, only=only).apply(model._base_manager.all())
+            for model, node in self.nodes.items()
+        ]
+        return GenericPrefetch(path, querysets)
+
+
+def _step(model: type[models.Model], name: str) -> Relation | None:
+    """The relation the planner follows from ``name``: as ``relation()``, or a generic relation
+    (prefetched as a reverse foreign key; the compiler does not read it)."""
+    found = relation(model, name)
+    if found is None:
+        other = attribute(model, name)
+        if isinstance(other, Relation) and other.kind is Kind.GENERIC_RELATION:
+            return other
+    return found
+
+
+def _generic_key(model: type[models.Model], name: str) -> GenericForeignKey | None:
+    found = attribute(model, name)
+    if isinstance(found, ModelField) and isinstance(found.field, GenericForeignKey):
+        return found.field
+    return None
 
 
 class _Walk:
@@ -341,6 +407,10 @@ class _Walk:
             self.non_field(serializer_field, node, name, where)
         elif isinstance(found, ModelField) and found.column:
             node.read_column(found.name)  # a column, or a foreign key read by its attname
+        elif isinstance(found, ModelField) and isinstance(found.field, GenericForeignKey):
+            self.generic(serializer_field, node.generic_edge(name, found.field), where)
+        elif isinstance(found, Relation) and found.kind is Kind.GENERIC_RELATION:
+            self.related(serializer_field, node.edge(name, found), where)
         elif isinstance(found, ModelField) or not found.plannable:
             self.not_planned(node, where)
         elif (
@@ -351,6 +421,14 @@ class _Walk:
             node.read_column(found.name)  # DRF reads the foreign key column: no join
         else:
             self.related(serializer_field, node.edge(name, found), where)
+
+    def generic(self, serializer_field: Field, edge: _Generic, where: str) -> None:
+        """A generic foreign key rendered by ``serializer_field``: a nested model serializer
+        reads the rows of its model as planned; any other field reads the related row whole."""
+        if isinstance(serializer_field, Serializer):
+            model = _model_of(type(serializer_field))
+            if model is not None:
+                self.serializer(serializer_field, edge.node(model), where)
 
     def non_field(self, serializer_field: Field, node: _Node, name: str, where: str) -> None:
         """A declared annotation or ``to_attr``, a choices display, a property or a method."""
@@ -382,6 +460,8 @@ class _Walk:
                 target.read_column(last)
         elif isinstance(serializer_field, HyperlinkedRelatedField):
             node.read_column(serializer_field.lookup_field)
+        elif isinstance(serializer_field, StringRelatedField) and _hint_of(node.model.__str__):
+            self.hinted(_hint_of(node.model.__str__), node, where)  # @requires on __str__
         elif not isinstance(serializer_field, PrimaryKeyRelatedField):
             node.read_everything()  # str() or a custom field: the whole row
 
@@ -407,8 +487,11 @@ class _Walk:
         if target is None:
             return
         found = attribute(target.model, last)
-        if last in target.relations or relation(target.model, last) is not None:
+        generic_key = _generic_key(target.model, last)
+        if last in target.relations or _step(target.model, last) is not None:
             self.relation_named(target, last, where).node.read_everything()
+        elif generic_key is not None:
+            target.generic_edge(last, generic_key)  # prefetched, the related rows whole
         elif found is not None:
             target.read_column(found.name)
         else:
@@ -417,7 +500,7 @@ class _Walk:
     def through(self, node: _Node, names: Sequence[str], where: str) -> _Node | None:
         """The node reached through relations ``names`` of a hint, single- or many-valued."""
         for name in names:
-            if name not in node.relations and relation(node.model, name) is None:
+            if name not in node.relations and _step(node.model, name) is None:
                 self.not_planned(node, f"{where} ({name}?)")
                 return None
             node = self.relation_named(node, name, where).node
@@ -426,7 +509,7 @@ class _Walk:
     def relation_named(self, node: _Node, name: str, where: str) -> _Edge:
         if name in node.relations:
             return node.relations[name]
-        step = relation(node.model, name)
+        step = _step(node.model, name)
         assert step is not None  # the callers found a relation of this name
         return node.edge(name, step)
 
@@ -436,7 +519,11 @@ class _Walk:
         target = self.through(node, through, where)
         if target is None:
             return
-        step = relation(target.model, last)
+        generic_key = _generic_key(target.model, last)
+        if isinstance(lookup, GenericPrefetch) and generic_key is not None:
+            target.generic_edge(last, generic_key).declared = lookup
+            return
+        step = _step(target.model, last)
         if step is None:
             self.not_planned(target, f"{where} ({lookup.prefetch_through}?)")
             return
@@ -477,6 +564,12 @@ def _build(
             lookups.append(_lookup(edge, attr_prefix + edge.relation.accessor, only=only))
             if edge.relation.kind is Kind.FOREIGN_KEY and columns is not None:
                 columns.add(query_path)  # the foreign key the prefetch follows
+        for name, generic in current.generic.items():
+            lookups.append(generic.lookup(attr_prefix + name, only=only))
+            if columns is not None:  # the content type and key the prefetch follows
+                columns.update(
+                    query_prefix + key for key in (generic.key.ct_field, generic.key.fk_field)
+                )
 
     join(node, "", "")
     if columns is not None:
