@@ -257,8 +257,10 @@ def test_generic_relations_are_planned_not_compiled():
         (),
     )
     assert compile_read_plan(NoteSerializer).fallback_reasons == (
-        "NoteSerializer.target: 'target' is not a relation the compiler can join",
+        "NoteSerializer.target: CharField — Note.target is a generic foreign key, which the "
+        "compiler cannot join",
     )
     assert compile_read_plan(PageSerializer).fallback_reasons == (
-        "PageSerializer.notes: 'notes' is not a relation the compiler can join",
+        "PageSerializer.notes: ManyRelatedField — Page.notes is a generic relation, which the "
+        "compiler cannot join",
     )

@@ -7,9 +7,15 @@ and per query a transform generated as Python code, a dict literal of row lookup
 converters chosen at compile time from each field's DRF semantics. ``ReadPlan.execute`` returns
 what ``ProductSerializer(queryset, many=True).data`` returns, as JSON.
 
+Besides columns, relations, annotations and ``@batch`` method fields, DRF's hyperlinks
+(``HyperlinkedModelSerializer``'s ``url`` and related links: integer keys substituted into a
+URL reversed once per render), ``FileField``/``ImageField`` (the storage's URL) and
+``ModelField`` (the model field's own ``value_to_string()``) compile.
+
 A serializer with a field the compiler cannot read from columns (a method field without
 ``@batch``, a field that needs the instance) renders through DRF instead, and
-``ReadPlan.fallback_reasons`` names each such field.
+``ReadPlan.fallback_reasons`` names each such field: ``"<path>: <field class> — <why>"``.
+It is logged once per class, as a WARNING.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 
 import orjson
@@ -31,9 +37,17 @@ from django.core.exceptions import FieldError, ObjectDoesNotExist
 from django.db import models
 from django.db.models import F, Prefetch
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.fields.files import (
+    FieldFile,
+    FileDescriptor,
+    ImageFieldFile,
+    ImageFileDescriptor,
+)
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query import QuerySet
 from django.db.models.query_utils import DeferredAttribute
+from django.urls import NoReverseMatch
+from django.utils.encoding import is_protected_type
 from rest_framework import ISO_8601, fields, relations
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
 from rest_framework.settings import api_settings
@@ -97,6 +111,18 @@ def batch(*columns: str) -> Callable[[Callable[..., Sequence[Any]]], Callable[[A
     ``"brand__name"``, or an annotation the serializer declares) and returns one value per row,
     in order. A per-row computation is ``return [f(row) for row in rows]``. On DRF's instance
     path the method is called with a one-row list built from the instance.
+
+    ``self.context`` is the context of the render, so a per-user field costs one query per
+    page, not one per row::
+
+        @batch("id")
+        def get_can_change(self, rows):
+            user = self.context["request"].user
+            granted = set(
+                Grant.objects.filter(user=user, device__in=[row["id"] for row in rows])
+                .values_list("device", flat=True)
+            )
+            return [row["id"] in granted for row in rows]
     """
 
     def decorate(method: Callable[..., Sequence[Any]]) -> Callable[[Any, Any], Any]:
@@ -302,6 +328,123 @@ def _converter(f: fields.Field, model_field: Any) -> Converter | _PerRender | No
     return build(f, model_field) if build is not None else f.to_representation
 
 
+# Field kinds DRF renders from the instance, compiled from its columns.
+
+_FILE_CLASSES = ((FileDescriptor, FieldFile), (ImageFileDescriptor, ImageFieldFile))
+
+
+def _plain_file(model_field: Any) -> bool:
+    """A Django FileField or ImageField whose values are Django's files, named by the column."""
+    kinds = (model_field.descriptor_class, model_field.attr_class)
+    return isinstance(model_field, models.FileField) and kinds in _FILE_CLASSES
+
+
+def _file(f: fields.FileField, model_field: Any) -> _PerRender:
+    """DRF's FileField.to_representation from the file's name: the storage's URL, absolute
+    with the request of the render, or the name; None for no file."""
+    storage = model_field.storage
+
+    def make() -> Converter:
+        if not getattr(f, "use_url", api_settings.UPLOADED_FILES_USE_URL):
+            return lambda name: name or None
+        request = _context.get().get("request")
+        if request is None:
+            return lambda name: storage.url(name) if name else None
+        absolute = request.build_absolute_uri
+        return lambda name: absolute(storage.url(name)) if name else None
+
+    return _PerRender(make)
+
+
+class _Instance:
+    """A stand-in for a model instance holding one column value, as a model field reads it."""
+
+
+def _model_value(model_field: models.Field[Any, Any]) -> Converter:
+    """DRF's ModelField.to_representation from the column value: the model field's own
+    ``value_from_object()`` and ``value_to_string()``, given an instance holding the value."""
+    attname = model_field.attname
+    value_from_object = model_field.value_from_object
+    value_to_string = model_field.value_to_string
+    plain = type(model_field).value_from_object is models.Field.value_from_object
+
+    def convert(value: Any) -> Any:
+        if plain and is_protected_type(value):
+            return value
+        holder = _Instance()
+        holder.__dict__[attname] = value
+        instance = cast("models.Model", holder)  # all the model field reads of it
+        value = value_from_object(instance)
+        return value if is_protected_type(value) else value_to_string(instance)
+
+    return convert
+
+
+# Placeholder keys a URL pattern must turn into themselves for links to be substituted.
+_LINK_KEYS = (1234567890123456789, 0)
+
+
+def _hyperlink(f: relations.HyperlinkedRelatedField) -> Callable[[], Callable[[Any, Any], Any]]:
+    """DRF's hyperlink of an object given its key and ``lookup_field`` value, per render.
+
+    The URL of a non-negative integer is substituted into a URL reversed once per render with
+    placeholder keys (when the pattern turns both into themselves); any other value, a
+    versioning scheme on the request, or a context without a request go through DRF's field.
+    """
+    lookup = f.lookup_field
+
+    def make() -> Callable[[Any, Any], Any]:
+        context = _context.get()
+
+        def drf(key: Any, value: Any) -> Any:
+            return f.to_representation(SimpleNamespace(**{"pk": key, lookup: value}))
+
+        if "request" not in context:
+            return lambda key, value: None if key is None else drf(key, value)
+        request = context["request"]
+        if getattr(request, "versioning_scheme", None) is not None:
+            return lambda key, value: None if key is None else drf(key, value)
+        link_format = context.get("format")
+        if link_format and f.format and f.format != link_format:
+            link_format = f.format
+        template: tuple[str, str] | None = None
+        substitute = True
+
+        def url(key: Any) -> str:
+            obj = cast("models.Model", SimpleNamespace(**{"pk": key, lookup: key}))
+            return str(f.get_url(obj, cast("str", f.view_name), request, link_format))
+
+        def link(key: Any, value: Any) -> Any:
+            nonlocal template, substitute
+            if key is None or key == "":
+                return None
+            if substitute and type(value) is int and value >= 0:
+                if template is None:
+                    try:
+                        first, second = (url(each) for each in _LINK_KEYS)
+                    except NoReverseMatch:
+                        first = second = ""
+                    parts = first.split(str(_LINK_KEYS[0]))
+                    if len(parts) != 2 or second != str(_LINK_KEYS[1]).join(parts):
+                        substitute = False
+                        return drf(key, value)
+                    template = (parts[0], parts[1])
+                return f"{template[0]}{value}{template[1]}"
+            return drf(key, value)
+
+        return link
+
+    return make
+
+
+def _link_field(f: Any) -> TypeGuard[relations.HyperlinkedRelatedField]:
+    """DRF's own HyperlinkedRelatedField or HyperlinkedIdentityField, not a subclass's links."""
+    return isinstance(f, relations.HyperlinkedRelatedField) and not any(
+        _defined_outside_drf(f, method)
+        for method in ("to_representation", "get_url", "get_attribute", "use_pk_only_optimization")
+    )
+
+
 # The compiled form: queries, their to-many children and batches, and generated transforms.
 
 
@@ -361,7 +504,7 @@ class _Query:
     columns: dict[str, None] = field(default_factory=dict)  # an ordered set
     annotations: dict[str, Any] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
-    per_render: dict[str, Callable[[], Converter]] = field(default_factory=dict)
+    per_render: dict[str, Callable[[], Callable[..., Any]]] = field(default_factory=dict)
     children: list[_Child] = field(default_factory=list)
     batches: list[_Batch] = field(default_factory=list)
     transform: Callable[..., list[Any]] | None = None
@@ -389,6 +532,12 @@ class _Query:
         return (
             f"({name}({code}) if {code} is not None else None)" if nullable else f"{name}({code})"
         )
+
+    def call(self, make: Callable[[], Callable[..., Any]], *codes: str) -> str:
+        """The code calling the function ``make()`` returns once per render on ``codes``."""
+        name = self.name("p")
+        self.per_render[name] = make
+        return f"{name}({', '.join(codes)})"
 
     def compile(self, expression: str, where: str) -> None:
         """Generate ``transform(rows, **arguments)``: the representation of each row."""
@@ -460,25 +609,38 @@ def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
 
 
+def _kind(obj: Any) -> str:
+    """The class name a reason shows for a field or serializer."""
+    return type(obj).__name__
+
+
 class _Compiler:
-    """One walk of a serializer tree into code, recording what it could not compile."""
+    """One walk of a serializer tree into code, recording each field it could not compile.
+
+    A reason reads ``"<path>: <field class> — <why, in terms of what the user wrote>"``.
+    """
 
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
-    def fail(self, where: str, why: str) -> str:
-        self.reasons.append(f"{where}: {why}")
+    def fail(self, where: str, f: Any, why: str) -> str:
+        self.reasons.append(f"{where}: {_kind(f)} — {why}")
         return "None"
 
     def serializer(self, serializer: BaseSerializer, scope: _Scope, where: str) -> str:
         """The code building ``serializer``'s dict from the row ``r``."""
         for method in _DRF_ONLY_METHODS:
             if _defined_outside_drf(serializer, method):
-                return self.fail(where, f"{type(serializer).__name__} overrides {method}()")
+                why = f"{_kind(serializer)}.{method}() is its own code, which needs instances"
+                return self.fail(where, serializer, why)
         declared: dict[str, Prefetch] = {}
         for hint in class_hints(serializer):
             if hint.annotate and scope.prefix:
-                self.fail(where, "annotations on a serializer joined into its parent's query")
+                why = (
+                    "its @requires annotations would be joined into its parent's query; "
+                    "declare them on the top serializer"
+                )
+                self.fail(where, serializer, why)
             scope.query.annotations.update(hint.annotate)
             for lookup in hint.prefetch:
                 if isinstance(lookup, Prefetch):
@@ -486,11 +648,15 @@ class _Compiler:
         # Only a Serializer has fields: anything else raises AttributeError here, as it always
         # did, and compile_read_plan falls back to DRF.
         serializer_fields = cast("Serializer[Any]", serializer).fields
-        items = [
-            self.field(serializer_field, scope, declared, f"{where}.{name}")
-            for name, serializer_field in serializer_fields.items()
-            if not serializer_field.write_only
-        ]
+        items = []
+        for name, serializer_field in serializer_fields.items():
+            if serializer_field.write_only:
+                continue
+            path = f"{where}.{name}"
+            try:
+                items.append(self.field(serializer_field, scope, declared, path))
+            except Exception as exc:  # one field's error: the others still get their reasons
+                self.fail(path, serializer_field, f"compiling it raised {exc!r}")
         return "{" + ", ".join(items) + "}"
 
     def field(
@@ -500,20 +666,34 @@ class _Compiler:
         key = repr(f.field_name)
         if isinstance(f, fields.SerializerMethodField):
             return f"{key}: {self.method(f, scope, where)}"
+        if isinstance(f, relations.HyperlinkedIdentityField) and _link_field(f):
+            return f"{key}: {self.link(f, scope, pk_attname(scope.model), where)}"
+        if isinstance(f, fields.ModelField) and not any(
+            _defined_outside_drf(f, m) for m in ("to_representation", "get_attribute")
+        ):
+            return f"{key}: {self.model_field(f, scope, where)}"
         if f.source == "*":
             if isinstance(f, Serializer):
                 return f"{key}: {self.serializer(f, scope, where)}"
-            return f"{key}: {self.fail(where, 'source=* hands the whole instance to the field')}"
+            why = f"source='*' hands the whole instance to {_kind(f)}.to_representation()"
+            return f"{key}: {self.fail(where, f, why)}"
         if type(f).get_attribute not in _GET_ATTRIBUTE:
-            return f"{key}: {self.fail(where, f'{type(f).__name__} overrides get_attribute()')}"
+            why = f"{_kind(f)}.get_attribute() is its own code, which reads the instance"
+            return f"{key}: {self.fail(where, f, why)}"
         *through, last = f.source_attrs
         inner = scope
         for name in through:
             step = relation(inner.model, name)
+            model = inner.model.__name__
             if step is None or step.many:
-                return f"{key}: {self.fail(where, f'{name!r} is not a to-one relation')}"
+                why = f"source {f.source!r}: {model}.{name} is no to-one relation"
+                return f"{key}: {self.fail(where, f, why)}"
             if not step.forward:
-                return f"{key}: {self.fail(where, f'{name!r} is a reverse one-to-one')}"
+                why = (
+                    f"source {f.source!r} goes through the reverse one-to-one {model}.{name}; "
+                    "render it with a nested serializer"
+                )
+                return f"{key}: {self.fail(where, f, why)}"
             inner = inner.join(step)
         code = self.value(f, inner, last, declared if not through else {}, where)
         if inner.present == scope.present:
@@ -522,12 +702,17 @@ class _Compiler:
         assert inner.present is not None  # joins only set a column: it differs from scope's
         present = scope.query.read(inner.present)
         if f.default is not fields.empty:
-            return f"{key}: {self.fail(where, 'a default on a source through a null relation')}"
+            why = f"source {f.source!r} crosses a nullable relation and the field has a default"
+            return f"{key}: {self.fail(where, f, why)}"
         if f.allow_null:
             return f"{key}: ({code} if {present} is not None else None)"
         if not f.required:
             return f"**({{{key}: {code}}} if {present} is not None else {{}})"
-        return f"{key}: {self.fail(where, 'a required source through a null relation')}"
+        why = (
+            f"source {f.source!r} crosses a nullable relation and the field is required; "
+            "give it allow_null=True or required=False"
+        )
+        return f"{key}: {self.fail(where, f, why)}"
 
     def value(
         self,
@@ -538,29 +723,36 @@ class _Compiler:
         where: str,
     ) -> str:
         """The code of ``f``'s representation of attribute ``name`` of the scope's rows."""
+        model = scope.model.__name__
         if name in declared:
             lookup = declared[name]
             step = relation(scope.model, lookup.prefetch_through)
             if step is None or not step.many:
-                return self.fail(where, f"Prefetch({lookup.prefetch_through!r}) is not to-many")
+                through = lookup.prefetch_through
+                why = f"@requires Prefetch({through!r}): {model}.{through} is no to-many relation"
+                return self.fail(where, f, why)
             return self.many(f, scope, step, lookup.queryset, where)
         if not scope.prefix and name in scope.query.annotations:
             output = _output_field(scope.query.annotations[name])
             return scope.query.convert(_converter(f, output), scope.query.read(name), True)
         found = attribute(scope.model, name)
         if found is None:
-            model = scope.model.__name__
             if hasattr(scope.model, name):
-                return self.fail(
-                    where, f"{model}.{name} is a property or method: it needs the instance"
+                why = (
+                    f"{model}.{name} is a property or method, which needs the instance; "
+                    "declare it as an annotation with @requires(annotate=...)"
                 )
-            return self.fail(
-                where, f"{name!r} is no field of {model} nor an annotation declared by @requires"
-            )
+                return self.fail(where, f, why)
+            why = f"{name!r} is no field of {model} nor an annotation declared with @requires"
+            return self.fail(where, f, why)
         if isinstance(found, ModelField) and found.column:
             return self.column(f, scope, name, found, where)
-        if isinstance(found, ModelField) or not found.plannable:
-            return self.fail(where, f"{name!r} is not a relation the compiler can join")
+        if isinstance(found, ModelField):
+            why = f"{model}.{name} is a generic foreign key, which the compiler cannot join"
+            return self.fail(where, f, why)
+        if not found.plannable:
+            why = f"{model}.{name} is a {found.kind.value}, which the compiler cannot join"
+            return self.fail(where, f, why)
         if found.many:
             return self.many(f, scope, found, None, where)
         return self.one(f, scope, found, where)
@@ -568,17 +760,69 @@ class _Compiler:
     def column(
         self, f: fields.Field, scope: _Scope, name: str, found: ModelField, where: str
     ) -> str:
+        model = scope.model.__name__
         if isinstance(f, BaseSerializer | relations.RelatedField | relations.ManyRelatedField):
-            return self.fail(where, f"{type(f).__name__} on the column {name!r}")
-        if type(getattr(scope.model, found.attname, None)) not in _PLAIN_DESCRIPTORS:
-            kind = type(found.field).__name__
-            return self.fail(where, f"{name!r} has a custom descriptor ({kind})")
+            why = f"it renders a related instance, but {model}.{name} is a column"
+            return self.fail(where, f, why)
         query = scope.query
         nullable = scope.outer or found.field.null
+        if _drf_field(f, fields.FileField):
+            if not _plain_file(found.field):
+                why = f"{model}.{name} ({_kind(found.field)}) is no Django FileField or ImageField"
+                return self.fail(where, f, why)
+            return query.convert(_file(f, found.field), query.read(scope.column(name)), nullable)
+        if type(getattr(scope.model, found.attname, None)) not in _PLAIN_DESCRIPTORS:
+            why = (
+                f"{model}.{name} ({_kind(found.field)}) has its own descriptor: "
+                "the instance does not hold the column value"
+            )
+            return self.fail(where, f, why)
         return query.convert(_converter(f, found.field), query.read(scope.column(name)), nullable)
 
+    def model_field(self, f: fields.ModelField, scope: _Scope, where: str) -> str:
+        """DRF's ModelField: the model field's own conversion of its column value."""
+        model_field = f.model_field
+        found = attribute(scope.model, model_field.name)
+        model = scope.model.__name__
+        if not (
+            isinstance(found, ModelField)
+            and found.field is model_field
+            and found.column
+            and found.concrete
+            and model_field.remote_field is None
+        ):
+            why = f"its model field {model_field.name!r} is no column of {model}"
+            return self.fail(where, f, why)
+        if type(getattr(scope.model, found.attname, None)) not in _PLAIN_DESCRIPTORS:
+            why = (
+                f"{model}.{found.name} ({_kind(model_field)}) has its own descriptor: "
+                "the instance does not hold the column value"
+            )
+            return self.fail(where, f, why)
+        query = scope.query
+        return query.convert(_model_value(model_field), query.read(scope.column(found.name)), False)
+
+    def link(
+        self, f: relations.HyperlinkedRelatedField, scope: _Scope, key: str, where: str
+    ) -> str:
+        """DRF's hyperlink to the rows of ``scope``, from their ``key`` and lookup columns."""
+        query = scope.query
+        key_code = query.read(scope.column(key))
+        lookup = f.lookup_field
+        if lookup == "pk":
+            return query.call(_hyperlink(f), key_code, key_code)
+        found = attribute(scope.model, lookup)
+        if (
+            not isinstance(found, ModelField)
+            or not (found.column and found.concrete)
+            or type(getattr(scope.model, found.attname, None)) not in _PLAIN_DESCRIPTORS
+        ):
+            why = f"lookup_field {lookup!r} is no column of {scope.model.__name__}"
+            return self.fail(where, f, why)
+        return query.call(_hyperlink(f), key_code, query.read(scope.column(found.name)))
+
     def one(self, f: fields.Field, scope: _Scope, step: Relation, where: str) -> str:
-        """A to-one relation rendered by a nested serializer, its key or a slug."""
+        """A to-one relation rendered by a nested serializer, its key, a slug or a link."""
         inner = scope.join(step)
         query = scope.query
         if isinstance(f, Serializer):
@@ -595,14 +839,32 @@ class _Compiler:
             return query.convert(f.pk_field.to_representation, key, True)
         if _drf_field(f, relations.SlugRelatedField):
             return self.slug(f, inner, where)
-        return self.fail(where, f"{type(f).__name__} renders the related instance")
+        model = scope.model.__name__
+        if _link_field(f):
+            if not step.forward:
+                why = (
+                    f"{model}.{step.name} is a reverse one-to-one; link it from a nested serializer"
+                )
+                return self.fail(where, f, why)
+            if f.lookup_field == "pk":
+                # DRF's PKOnlyObject: the foreign key's raw value.
+                key = query.read(scope.column(step.name))
+                return query.call(_hyperlink(f), key, key)
+            return self.link(f, inner, pk_attname(inner.model), where)
+        why = (
+            f"it renders the related {step.related_model.__name__} instance "
+            f"of {model}.{step.name}; "
+            "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
+        )
+        return self.fail(where, f, why)
 
     def slug(self, f: relations.SlugRelatedField, scope: _Scope, where: str) -> str:
         *through, last = f.slug_field.split(LOOKUP_SEP)
         for name in through:
             step = relation(scope.model, name)
             if step is None or step.many:
-                return self.fail(where, f"slug_field {f.slug_field!r} is not a to-one path")
+                why = f"slug_field {f.slug_field!r} is no to-one path of {scope.model.__name__}"
+                return self.fail(where, f, why)
             scope = scope.join(step)
         return scope.query.read(scope.column(last))
 
@@ -616,14 +878,17 @@ class _Compiler:
     ) -> str:
         """A to-many relation: a child query keyed by a column of the parent rows."""
         if _defined_outside_drf(f, "to_representation"):
-            return self.fail(where, f"{type(f).__name__} overrides to_representation()")
+            why = f"{_kind(f)}.to_representation() is its own code, which needs instances"
+            return self.fail(where, f, why)
+        relation_name = f"{scope.model.__name__}.{step.name}"
         if isinstance(f, ListSerializer):
             assert f.child is not None  # ListSerializer.__init__ asserts it too
             item: fields.Field = f.child
         elif isinstance(f, relations.ManyRelatedField):
             item = f.child_relation
         else:
-            return self.fail(where, f"{type(f).__name__} on the to-many relation")
+            why = f"{relation_name} is a to-many relation: render it with many=True"
+            return self.fail(where, f, why)
         if queryset is None:
             queryset = step.related_model._default_manager.all()
         child = _Query()
@@ -636,8 +901,14 @@ class _Compiler:
             code = child.convert(converter, key, False)
         elif _drf_field(item, relations.SlugRelatedField):
             code = self.slug(item, inner, f"{where}[]")
+        elif _link_field(item):
+            code = self.link(item, inner, pk_attname(queryset.model), f"{where}[]")
         else:
-            return self.fail(where, f"{type(item).__name__} renders each related instance")
+            why = (
+                f"it renders each related {queryset.model.__name__} instance of {relation_name}; "
+                "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
+            )
+            return self.fail(where, item, why)
         if self.reasons:
             return "None"
         child.compile(code, where)
@@ -650,13 +921,21 @@ class _Compiler:
         """A ``@batch`` method field: its value for the row, from one call per render."""
         spec = getattr(getattr(f.parent, f.method_name, None), _BATCH, None)
         if spec is None:
-            return self.fail(where, f"{f.method_name}() has no @batch hint")
+            why = (
+                f"{f.method_name}() runs once per instance; "
+                "decorate it with @drf_scale.fast.batch(columns...)"
+            )
+            return self.fail(where, f, why)
         method, paths = spec
         columns = {}
         for path in paths:
             column = self.batch_column(scope, path)
             if column is None:
-                return self.fail(where, f"@batch column {path!r} is not a column")
+                why = (
+                    f"@batch column {path!r} of {f.method_name}() is no column, "
+                    "to-one path or declared annotation"
+                )
+                return self.fail(where, f, why)
             columns[path] = column
         query = scope.query
         for column in [*columns.values(), *([scope.present] if scope.present else [])]:
@@ -737,18 +1016,51 @@ class ReadPlan:
         return self._root
 
 
+# What a serializer class's own method means for the compiler, and what to do about it.
+_OWN_METHOD = {
+    "to_representation": (
+        "changes what DRF returns per instance; move that logic into fields "
+        "(@batch method fields, annotations declared with @requires) to compile it"
+    ),
+    "get_fields": (
+        "may build different fields per request; declare the fields on the class to compile it"
+    ),
+    "__init__": (
+        "may shape the fields per request, so it is not built outside one; choose "
+        "the serializer class per request in the view's get_serializer_class() to compile it"
+    ),
+}
+
+
 @functools.cache
 def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
-    """The read plan of ``serializer_class``, compiled once per class."""
+    """The read plan of ``serializer_class``, compiled once per class.
+
+    A serializer that renders through DRF instead is logged once, as a WARNING naming each
+    field that does not compile and why (the ``fallback_reasons``).
+    """
     name = serializer_class.__name__
     if not scale_settings.FAST_READS:
         return ReadPlan(serializer_class, (f"{name}: DRF_SCALE['FAST_READS'] is False",))
+    plan = _compile(serializer_class, name)
+    if plan.fallback_reasons:
+        logger.warning(
+            "drf-scale renders %s through DRF, not a compiled read plan: %s",
+            name,
+            "; ".join(plan.fallback_reasons),
+        )
+    return plan
+
+
+def _compile(serializer_class: type[BaseSerializer], name: str) -> ReadPlan:
     model = getattr(getattr(serializer_class, "Meta", None), "model", None)
     if model is None:
         return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
     overridden = [m for m in _DRF_ONLY_METHODS if _class_defines_outside_drf(serializer_class, m)]
     if overridden:  # decided without building one: its __init__ may need a request
-        return ReadPlan(serializer_class, tuple(f"{name}: overrides {m}()" for m in overridden))
+        return ReadPlan(
+            serializer_class, tuple(f"{name}: its own {m}() {_OWN_METHOD[m]}" for m in overridden)
+        )
     compiler = _Compiler()
     root = _Query()
     try:
@@ -758,15 +1070,18 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
             "ListSerializer[Any]", serializer_class(many=True, context=_CurrentContext())
         )
         if _defined_outside_drf(listing, "to_representation"):
-            compiler.fail(name, f"{type(listing).__name__} overrides to_representation()")
+            why = f"{_kind(listing)}.to_representation() is its own code, which needs instances"
+            compiler.fail(f"{name}[]", listing, why)
         else:
             assert isinstance(listing.child, BaseSerializer)  # many_init: serializer_class()
             code = compiler.serializer(listing.child, _Scope(root, model), name)
             if not compiler.reasons:
                 root.compile(code, name)
-    except Exception as exc:  # a field that cannot be built without a request, say
-        logger.warning("drf-scale renders %s through DRF: compiling raised %r", name, exc)
-        compiler.fail(name, f"compiling raised {type(exc).__name__}: {exc}")
+    except Exception as exc:  # building it, or its fields, without a request, say
+        compiler.reasons.append(
+            f"{name}: building it outside a request raised {type(exc).__name__}: {exc}; "
+            "read the request with self.context.get('request') (None while compiling)"
+        )
     if compiler.reasons:
         return ReadPlan(serializer_class, tuple(compiler.reasons))
     return ReadPlan(serializer_class, _root=root)

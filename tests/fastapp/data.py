@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from tests.fastapp.models import Country, Gadget, Label, Maker, Part, Spec
+from tests.fastapp.models import Country, Device, Gadget, Label, Maker, Part, Spec
 
 
 def make_gadgets(count: int = 6) -> list[Gadget]:
@@ -46,3 +46,23 @@ def make_gadgets(count: int = 6) -> list[Gadget]:
                 part.labels.set(labels[position:])
         gadgets.append(gadget)
     return gadgets
+
+
+def make_devices(count: int = 6) -> list[Device]:
+    """``count`` devices: custom columns, files, links to gadgets and labels, or none."""
+    gadgets = [Gadget.objects.create(name=name) for name in ("Gadget 0", "ça va")]
+    labels = [Label.objects.create(slug=slug) for slug in ("alpha", "ça-va", "b c")]
+    devices = []
+    for i in range(count):
+        full = i % 2 == 0
+        device = Device.objects.create(
+            name=f"Device {i}",
+            mac=f"aa-bb-cc-dd-ee-{i:02x}" if full else None,
+            cents=i * 100 - 150 if full else None,
+            manual=f"manuals/naïve guide {i}.pdf" if full else ("" if i % 3 else None),
+            photo="photos/p ø.png" if i % 3 == 0 else "",
+            gadget=gadgets[i % 4 // 2] if full else None,
+        )
+        device.labels.set(labels[: i % 4])
+        devices.append(device)
+    return devices

@@ -74,3 +74,76 @@ class Part(models.Model):
 class Spec(models.Model):
     gadget = models.OneToOneField(Gadget, related_name="spec", on_delete=models.CASCADE)
     summary = models.CharField(max_length=100)
+
+
+# Column types DRF has no field for (ModelSerializer maps them to ModelField), files, links.
+
+
+class MAC:
+    """A MAC address value: not a str, so DRF's ModelField writes it with value_to_string()."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits.upper()
+
+    def __str__(self) -> str:
+        return ":".join(self.digits[i : i + 2] for i in range(0, len(self.digits), 2))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MAC) and other.digits == self.digits
+
+    def __hash__(self) -> int:
+        return hash(self.digits)
+
+
+class MACAddressField(models.Field):
+    """A third-party-style field: normalizes what it reads, writes its own text form."""
+
+    description = "A MAC address"
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("max_length", 17)
+        super().__init__(*args, **kwargs)
+
+    def get_internal_type(self) -> str:
+        return "CharField"
+
+    def from_db_value(self, value, expression, connection):
+        return self.to_python(value)
+
+    def to_python(self, value):
+        if value is None or isinstance(value, MAC):
+            return value
+        return MAC("".join(c for c in str(value) if c in "0123456789abcdefABCDEF"))
+
+    def get_prep_value(self, value):
+        return None if value is None else str(self.to_python(value))
+
+    def value_to_string(self, obj) -> str:
+        return str(self.value_from_object(obj)).replace(":", "-").lower()
+
+
+class CentsField(models.Field):
+    """A custom integer column: its values are protected types, which ModelField passes on."""
+
+    def get_internal_type(self) -> str:
+        return "IntegerField"
+
+
+class Device(models.Model):
+    name = models.CharField(max_length=50)
+    mac = MACAddressField(null=True)
+    cents = CentsField(null=True)
+    manual = models.FileField(upload_to="manuals/", blank=True, null=True)
+    photo = models.ImageField(upload_to="photos/", blank=True)
+    gadget = models.ForeignKey(Gadget, null=True, related_name="devices", on_delete=models.SET_NULL)
+    labels = models.ManyToManyField(Label, related_name="devices", blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Grant(models.Model):
+    """Who may change a device: the per-user question a batched method field answers."""
+
+    user = models.ForeignKey("auth.User", related_name="+", on_delete=models.CASCADE)
+    device = models.ForeignKey(Device, related_name="grants", on_delete=models.CASCADE)

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from drf_scale.fast import batch
 from drf_scale.planner import requires
-from tests.fastapp.models import Country, Gadget, Label, Maker, Part, Spec
+from tests.fastapp.models import Country, Device, Gadget, Grant, Label, Maker, Part, Spec
 
 
 class CountrySerializer(serializers.ModelSerializer):
@@ -173,3 +173,59 @@ class CustomRepresentationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         return {**super().to_representation(instance), "extra": True}
+
+
+class DeviceSerializer(serializers.HyperlinkedModelSerializer):
+    """DRF's stock hyperlinked serializer: a url, foreign key links, model fields DRF has no
+    field for (ModelField), files and images."""
+
+    url_html = serializers.HyperlinkedIdentityField(view_name="device-detail", format="html")
+    gadget_by_name = serializers.HyperlinkedRelatedField(
+        source="gadget", view_name="gadget-by-name", lookup_field="name", read_only=True
+    )
+    labels = serializers.HyperlinkedRelatedField(
+        many=True,
+        read_only=True,
+        view_name="label-detail",
+        lookup_field="slug",
+        lookup_url_kwarg="slug_value",
+    )
+
+    class Meta:
+        model = Device
+        fields = [
+            "url", "url_html", "id", "name", "mac", "cents", "manual", "photo", "gadget",
+            "gadget_by_name", "labels",
+        ]  # fmt: skip
+
+
+class NamespacedDeviceSerializer(serializers.HyperlinkedModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="links:device-detail")
+    gadget = serializers.HyperlinkedRelatedField(view_name="links:gadget-detail", read_only=True)
+
+    class Meta:
+        model = Device
+        fields = ["url", "gadget"]
+
+
+class DevicePermissionSerializer(serializers.ModelSerializer):
+    """A per-user field for a whole page in one query: the batch reads the request's user."""
+
+    can_change = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Device
+        fields = ["id", "name", "can_change"]
+
+    @batch("id")
+    def get_can_change(self, rows: list[dict]) -> list[bool]:
+        user = self.context["request"].user
+        if not user.is_authenticated:
+            return [False] * len(rows)
+        if user.is_superuser:
+            return [True] * len(rows)
+        ids = [row["id"] for row in rows]
+        granted = set(
+            Grant.objects.filter(user=user, device__in=ids).values_list("device", flat=True)
+        )
+        return [row["id"] in granted for row in rows]
