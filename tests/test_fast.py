@@ -498,6 +498,24 @@ def test_integer_links_reverse_once_per_render_whatever_the_row_count(monkeypatc
     assert counts == [4, 4]  # two placeholder keys per link field
 
 
+def test_a_link_field_with_its_own_get_url_is_named():
+    class NestedLink(serializers.HyperlinkedIdentityField):
+        def get_url(self, obj, view_name, request, format):
+            return f"/gadgets/{obj.maker_id}/devices/{obj.pk}/"
+
+    class NestedLinks(serializers.ModelSerializer):
+        url = NestedLink(view_name="device-detail")
+
+        class Meta:
+            model = Gadget
+            fields = ["url", "id"]
+
+    assert compile_read_plan(NestedLinks).fallback_reasons == (
+        "NestedLinks.url: NestedLink — NestedLink defines its own get_url(), which reads the "
+        "instance",
+    )
+
+
 def test_a_model_field_drf_has_no_field_for_is_a_model_field_and_compiles():
     serializer = fast.DeviceSerializer(context={"request": None})
     assert type(serializer.fields["mac"]) is serializers.ModelField

@@ -437,11 +437,13 @@ def _hyperlink(f: relations.HyperlinkedRelatedField) -> Callable[[], Callable[[A
     return make
 
 
+_LINK_METHODS = ("to_representation", "get_url", "get_attribute", "use_pk_only_optimization")
+
+
 def _link_field(f: Any) -> TypeGuard[relations.HyperlinkedRelatedField]:
     """DRF's own HyperlinkedRelatedField or HyperlinkedIdentityField, not a subclass's links."""
     return isinstance(f, relations.HyperlinkedRelatedField) and not any(
-        _defined_outside_drf(f, method)
-        for method in ("to_representation", "get_url", "get_attribute", "use_pk_only_optimization")
+        _defined_outside_drf(f, method) for method in _LINK_METHODS
     )
 
 
@@ -666,7 +668,11 @@ class _Compiler:
         key = repr(f.field_name)
         if isinstance(f, fields.SerializerMethodField):
             return f"{key}: {self.method(f, scope, where)}"
-        if isinstance(f, relations.HyperlinkedIdentityField) and _link_field(f):
+        if isinstance(f, relations.HyperlinkedRelatedField) and not _link_field(f):
+            own = [m for m in _LINK_METHODS if _defined_outside_drf(f, m)]
+            why = f"{_kind(f)} defines its own {', '.join(f'{m}()' for m in own)}"
+            return f"{key}: {self.fail(where, f, f'{why}, which reads the instance')}"
+        if isinstance(f, relations.HyperlinkedIdentityField):
             return f"{key}: {self.link(f, scope, pk_attname(scope.model), where)}"
         if isinstance(f, fields.ModelField) and not any(
             _defined_outside_drf(f, m) for m in ("to_representation", "get_attribute")
