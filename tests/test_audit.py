@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -65,6 +66,7 @@ def test_nplusones_fail_with_fingerprint_and_field_path() -> None:
     assert listed["queries"][0] < listed["queries"][1] < listed["queries"][2]
 
 
+@override_settings(DRF_SCALE={**settings.DRF_SCALE, "UNPLANNED_FETCH": "one"})  # Django 6.1
 def test_budgets_and_plan_gaps_are_findings() -> None:
     reports, code = audit("--prefix", "/checks/", "--json")
     assert code == 1

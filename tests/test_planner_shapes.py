@@ -204,7 +204,9 @@ def test_the_order_by_clause():
     assert order_by_clause(rows) == '"testapp_maker"."name" ASC, 2 ASC'
     rows = plan.rows(DeviceBySeries.objects.all())
     # T4: the series' maker (the device's own maker is joined for no column here)
-    assert order_by_clause(rows) == 'T4."name" ASC, "testapp_series"."name" ASC, 2 ASC'
+    # Django 6.1 quotes the alias
+    clause = order_by_clause(rows).replace('"T4"', "T4")
+    assert clause == 'T4."name" ASC, "testapp_series"."name" ASC, 2 ASC'
 
 
 def list_view(model, pagination, *, fast: bool):

@@ -10,9 +10,10 @@ from collections import defaultdict
 
 import pytest
 import rest_framework
-from django.db import models
+from django.core.exceptions import FieldError
+from django.db import connection, models
 from django.db.models import QuerySet
-from django.test.utils import isolate_apps
+from django.test.utils import CaptureQueriesContext, isolate_apps
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -21,9 +22,10 @@ from drf_scale.cache import invalidation
 from drf_scale.checks import check_database_on_delete
 from drf_scale.fast import compile_read_plan
 from drf_scale.pagination import resolve_ordering
-from drf_scale.planner import plan_for
+from drf_scale.planner import optimize, plan_for
 from drf_scale.renderers import ORJSONParser
 from shop.models import Product
+from tests.factories import make_catalog
 
 DRF = tuple(int(part) for part in rest_framework.VERSION.split(".")[:2])
 
@@ -166,3 +168,49 @@ def test_list_errors_are_the_installed_drfs_on_both_routers(user_client, catalog
         assert list(errors) == ["1"]
     else:
         assert errors[0] == {} and "quantity" in errors[1]
+
+
+class BrandCountrySerializer(serializers.ModelSerializer):
+    """Reads the brand through a property the planner cannot see: unplanned."""
+
+    brand_country = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "brand_country"]
+
+    def get_brand_country(self, product) -> str:
+        return product.brand.name
+
+
+def render_unplanned(rows: int) -> int:
+    """The queries of rendering ``rows`` products with an unplanned relation, optimized."""
+    if not Product.objects.exists():
+        make_catalog(products=10)
+    queryset = optimize(Product.objects.order_by("pk")[:rows], BrandCountrySerializer)
+    with CaptureQueriesContext(connection) as queries:
+        assert len(BrandCountrySerializer(queryset, many=True).data) == rows
+    return len(queries)
+
+
+FETCH_MODES = hasattr(models, "FETCH_PEERS")
+
+
+@pytest.mark.django_db
+def test_unplanned_relations_cost_one_query_per_relation_on_django_61(settings):
+    """Django 6.1's fetch modes: an unplanned relation of a planned queryset is fetched for
+    all the rows at once (FETCH_PEERS), per row with "one"; before 6.1 always per row."""
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "UNPLANNED_FETCH": "peers"}
+    peers = render_unplanned(2), render_unplanned(8)
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "UNPLANNED_FETCH": "one"}
+    one = render_unplanned(2), render_unplanned(8)
+    assert one == (3, 9)  # the rows, then a brand per row
+    assert peers == ((2, 2) if FETCH_MODES else one)
+
+
+@pytest.mark.skipif(not FETCH_MODES, reason="fetch modes: Django 6.1+")
+@pytest.mark.django_db
+def test_unplanned_fetch_raise_names_the_model_and_field(settings):
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "UNPLANNED_FETCH": "raise"}
+    with pytest.raises(FieldError, match=r"Product\.brand"):  # FieldFetchBlocked
+        render_unplanned(2)

@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "NPLUSONE_THRESHOLD": 3,
     # Per-request budget and N+1 checks: "off", "log" or "raise"; None: "log" if DEBUG else "off".
     "QUERY_CHECKS": None,
+    # Django 6.1+: how instances of planned querysets fetch what the plan did not load:
+    # "peers" (one query per relation for all the rows), "raise" (FieldFetchBlocked) or
+    # "one" (Django's default, a query per row).
+    "UNPLANNED_FETCH": "peers",
     # Count strategy of the drf_scale paginators: dotted path to a CountStrategy class.
     "COUNT_STRATEGY": "drf_scale.counting.HybridCount",
     # The pagination_class of ScaleModelViewSet and ScaleReadOnlyModelViewSet.
@@ -173,6 +177,7 @@ SPECS: dict[str, Spec] = {
     "QUERY_BUDGET": _integer(0, optional=True),
     "NPLUSONE_THRESHOLD": _integer(2),
     "QUERY_CHECKS": _choice(None, *QUERY_CHECK_MODES),
+    "UNPLANNED_FETCH": _choice("peers", "raise", "one"),
     "COUNT_STRATEGY": Spec(
         "a dotted path to a CountStrategy subclass", base="drf_scale.counting.CountStrategy"
     ),

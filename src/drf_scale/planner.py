@@ -41,6 +41,7 @@ from rest_framework.relations import (
 )
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
 
+from drf_scale.conf import scale_settings
 from drf_scale.model_meta import (
     Kind,
     ModelField,
@@ -187,7 +188,7 @@ class QueryPlan:
             queryset = queryset.prefetch_related(None).prefetch_related(*lookups)
         if self.only is not None and queryset.query.deferred_loading == (frozenset(), True):
             queryset = queryset.only(*self.only)
-        return queryset
+        return with_unplanned_fetch_mode(queryset)
 
 
 class PlannedPrefetch(Prefetch):
@@ -613,9 +614,29 @@ def plan_for(serializer_class: type[BaseSerializer], *, only: bool = False) -> Q
     try:
         walk.serializer(serializer_class(), root, name)
         return _build(root, only=only, unplanned=walk.unplanned)
-    except Exception:
-        logger.exception("drf-scale could not plan %s: it renders unoptimized", name)
+    except Exception as exc:  # once per class (plan_for is cached): a warning, no traceback
+        logger.warning("drf-scale could not plan %s: it renders unoptimized (%r)", name, exc)
         return QueryPlan(unplanned=(name,))
+
+
+def unplanned_fetch_mode() -> Any:
+    """How instances of a planned queryset fetch what the plan did not load (Django 6.1+),
+    by ``UNPLANNED_FETCH``: ``FETCH_PEERS`` ("peers": one query per relation for all the
+    rows, not one per row), ``FETCH_RAISE`` ("raise": ``FieldFetchBlocked`` naming the model
+    and field) or ``FETCH_ONE`` ("one"). None before Django 6.1."""
+    if not hasattr(models, "FETCH_PEERS"):
+        return None
+    modes = {"peers": "FETCH_PEERS", "raise": "FETCH_RAISE", "one": "FETCH_ONE"}
+    return getattr(models, modes[scale_settings.UNPLANNED_FETCH])
+
+
+def with_unplanned_fetch_mode(queryset: QuerySet) -> QuerySet:
+    """``queryset`` with ``unplanned_fetch_mode()``, unless it declares a fetch mode."""
+    mode = unplanned_fetch_mode()
+    # _fetch_mode: the QuerySet's own state (Django 6.1), absent from django-stubs
+    if mode is None or queryset._fetch_mode is not models.FETCH_ONE:  # type: ignore[attr-defined]
+        return queryset
+    return queryset.fetch_mode(mode)
 
 
 def optimize(

@@ -276,7 +276,11 @@ class Service:
         self._stack = contextlib.ExitStack()
 
     def logs(self, lines: int = 60) -> str:
-        return tail(self.log, lines)
+        """The log's last lines, after every server error's traceback (they may be older)."""
+        text = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        starts = [i for i, line in enumerate(text) if "Internal Server Error" in line]
+        errors = ["\n".join(text[i : i + 80]) for i in starts[:3]]
+        return "\n\n".join([*errors, tail(self.log, lines)])
 
     def __enter__(self) -> Service:
         try:
