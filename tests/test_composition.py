@@ -12,21 +12,22 @@ from typing import Any
 
 import orjson
 import pytest
-from django.db import connection, reset_queries
+from django.db import connection, models, reset_queries
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, isolate_apps
 from rest_framework import serializers, viewsets
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.test import APIRequestFactory
 
 from drf_scale.cache import CachedListMixin, CachedRetrieveMixin
 from drf_scale.cache.store import get_store
-from drf_scale.checks import check_view_composition
+from drf_scale.checks import check_composite_primary_keys, check_view_composition
 from drf_scale.conditional import ConditionalWriteMixin
 from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin, ReadWriteSerializerMixin
 from drf_scale.pagination import KeysetPagination
 from drf_scale.renderers import ORJSONParser, ORJSONRenderer
-from drf_scale.viewsets import ScaleModelViewSet
+from drf_scale.viewsets import ScaleModelViewSet, ScaleReadOnlyModelViewSet
 from tests.testapp.models import Brand, Category, Product, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)  # invalidations run on commit
@@ -254,3 +255,36 @@ def test_the_viewsets_pagination_class_follows_the_setting(catalog):
         page, _ = call(Plain, {"get": "list"}, "get", "/products/")
         assert len(orjson.loads(page.content)["results"]) == 3
     assert Plain.pagination_class is KeysetPagination
+
+
+@isolate_apps("tests.testapp")
+def test_a_composite_primary_key_is_reported_where_drf_scale_cannot_serve_it():
+    class Stock(models.Model):
+        pk = models.CompositePrimaryKey("store", "sku")
+        store = models.IntegerField()
+        sku = models.CharField(max_length=20)
+        units = models.IntegerField()
+
+        class Meta:
+            app_label = "testapp"
+
+    class StockSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Stock
+            fields = ["store", "sku", "units"]
+
+    class Stocks(ScaleReadOnlyModelViewSet):
+        queryset = Stock.objects.all()
+        serializer_class = StockSerializer
+        cache_scope = "public"
+
+    class PlainStocks(Stocks):
+        cache_scope = None
+        fast_reads = False
+        pagination_class = PageNumberPagination
+
+    found = {m.obj: m for m in check_composite_primary_keys() if m.obj in (Stocks, PlainStocks)}
+    assert list(found) == [Stocks]
+    assert found[Stocks].id == "drf_scale.E080"
+    for part in ("the representation cache", "compiled reads", "keyset pagination"):
+        assert part in found[Stocks].msg

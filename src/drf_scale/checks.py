@@ -25,7 +25,7 @@ from rest_framework.serializers import (
     SerializerMethodField,
 )
 
-from drf_scale.cache.views import CachedListMixin
+from drf_scale.cache.views import CachedListMixin, CachedViewMixin
 from drf_scale.conf import scale_settings, user_settings, validate
 from drf_scale.db import is_persistent, pool_max_size
 from drf_scale.fast import compile_read_plan
@@ -667,6 +667,47 @@ def check_view_composition(app_configs: Any = None, **kwargs: Any) -> list[Check
                     hint="Add drf_scale.mixins.FastReadMixin, or use ScaleModelViewSet.",
                     obj=view_class,
                     id="drf_scale.W070",
+                )
+            )
+    return messages
+
+
+def _composite_key_parts(view_class: type) -> list[str]:
+    """What of drf_scale the view uses that keys rows by a single-column primary key."""
+    parts = []
+    if issubclass(view_class, CachedViewMixin) and view_class.cache_scope is not None:
+        parts.append("the representation cache")
+    if issubclass(view_class, FastReadMixin) and view_class.fast_reads is not False:
+        parts.append("compiled reads")
+    paginator_class = getattr(view_class, "pagination_class", None)
+    if isinstance(paginator_class, type) and issubclass(paginator_class, KeysetPagination):
+        parts.append("keyset pagination")
+    return parts
+
+
+@register("drf_scale")
+def check_composite_primary_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E080: a view serves a model with a composite primary key (Django 5.2's
+    CompositePrimaryKey) through a capability that keys rows by a single column."""
+    messages: list[CheckMessage] = []
+    views = set(_subclasses(ReadPathMixin)) | _routed_view_classes()
+    for view_class in sorted(views, key=str):
+        queryset = getattr(view_class, "queryset", None)
+        model = getattr(queryset, "model", None)
+        if model is None or not getattr(model._meta, "is_composite_pk", False):
+            continue
+        parts = _composite_key_parts(view_class)
+        if parts:
+            messages.append(
+                Error(
+                    f"{view_class.__name__} serves {model.__name__}, whose primary key is "
+                    f"composite: {', '.join(parts)} of drf_scale key rows by a single-column "
+                    "primary key and do not support it.",
+                    hint="Serve it with DRF's own classes (cache_scope = None, fast_reads = "
+                    "False, a DRF paginator), or give the model a single-column primary key "
+                    "and a UniqueConstraint on the pair.",
+                    obj=view_class,
+                    id="drf_scale.E080",
                 )
             )
     return messages
