@@ -12,14 +12,18 @@ Besides columns, relations, annotations and ``@batch`` method fields, DRF's hype
 URL reversed once per render), ``FileField``/``ImageField`` (the storage's URL) and
 ``ModelField`` (the model field's own ``value_to_string()``) compile.
 
-A serializer with a field the compiler cannot read from columns (a method field without
-``@batch``, a field that needs the instance) renders through DRF instead, and
+A root field the compiler cannot read from columns (a method field without ``@batch``, a
+field that needs the instance, a nested serializer with such a field) renders through its own
+DRF field from model instances loaded in one planned query per render, merged into each row in
+the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``). A
+serializer with no field but its primary key compiled renders through DRF instead.
 ``ReadPlan.fallback_reasons`` names each such field: ``"<path>: <field class> — <why>"``.
 It is logged once per class, as a WARNING.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import functools
@@ -64,6 +68,10 @@ from drf_scale.model_meta import (
 from drf_scale.planner import (
     AnyQuerySet,
     QueryPlan,
+    Requirements,
+    _build,
+    _Node,
+    _Walk,
     class_hints,
     optimize,
     ordered_for_values,
@@ -499,6 +507,66 @@ class _Batch:
         return [next(found) if row[present] is not None else None for row in rows]
 
 
+# The serializer a render's instance fields come from (a view's, built for the request).
+_built: ContextVar[BaseSerializer | None] = ContextVar("drf_scale_fast_built", default=None)
+
+
+@dataclass
+class _Instances:
+    """The root's fields that render from model instances: DRF's own fields, on instances
+    loaded in one planned query per render, keyed by the rows' primary keys."""
+
+    name: str
+    model: type[models.Model]
+    key: str  # the rows' primary key column
+    fields: tuple[tuple[str, fields.Field], ...]  # (name, field) of the compiled serializer
+    plan: QueryPlan
+    reads: frozenset[str] | None  # attributes the fields read (None: any, e.g. source='*')
+
+    def annotations(self, queryset: QuerySet) -> list[str]:
+        """Annotations of ``queryset`` the fields may read: the rows carry them over."""
+        selected = queryset.query.annotation_select
+        return [
+            name
+            for name in selected
+            if (self.reads is None or name in self.reads) and not hasattr(self.model, name)
+        ]
+
+    def run(self, rows: list[Row], using: str | None) -> list[tuple[Row, ...]]:
+        """Per row, one dict per field: ``{name: representation}``, or empty when skipped."""
+        if not rows:
+            return []
+        key, model = self.key, self.model
+        queryset = self.plan.apply(model._base_manager.using(using))
+        instances = {obj.pk: obj for obj in queryset.filter(pk__in={row[key] for row in rows})}
+        carried = [name for name in rows[0] if "__" not in name and not hasattr(model, name)]
+        built = _built.get()
+        chosen = self.fields
+        if built is not None:  # the request's own serializer: its fields' state, not the plan's
+            own = cast("Serializer[Any]", built).fields
+            chosen = tuple((name, own[name]) for name, _ in self.fields)
+        result = []
+        for row in rows:
+            instance = instances.get(row[key])
+            if instance is None:  # deleted since the rows were read
+                result.append(tuple({name: None} for name, _ in chosen))
+                continue
+            for name in carried:
+                setattr(instance, name, row[name])
+            result.append(tuple(_represent(f, name, instance) for name, f in chosen))
+        return result
+
+
+def _represent(f: fields.Field, name: str, instance: Any) -> Row:
+    """DRF's Serializer.to_representation for one field of ``instance``."""
+    try:
+        attribute = f.get_attribute(instance)
+    except fields.SkipField:
+        return {}
+    check = attribute.pk if isinstance(attribute, relations.PKOnlyObject) else attribute
+    return {name: None if check is None else f.to_representation(attribute)}
+
+
 @dataclass
 class _Query:
     """One query of a plan: its columns and annotations, what it fetches next, its transform."""
@@ -509,6 +577,7 @@ class _Query:
     per_render: dict[str, Callable[[], Callable[..., Any]]] = field(default_factory=dict)
     children: list[_Child] = field(default_factory=list)
     batches: list[_Batch] = field(default_factory=list)
+    loaders: list[_Instances] = field(default_factory=list)  # the root's instance fields
     transform: Callable[..., list[Any]] | None = None
     counter: Iterator[int] = field(default_factory=itertools.count)
 
@@ -543,7 +612,7 @@ class _Query:
 
     def compile(self, expression: str, where: str) -> None:
         """Generate ``transform(rows, **arguments)``: the representation of each row."""
-        batches = [each.name for each in self.batches]
+        batches = [*(each.name for each in self.batches), *(each.name for each in self.loaders)]
         params = [*self.per_render, *(child.name for child in self.children), *batches]
         signature = ", ".join(["rows", "*", *params] if params else ["rows"])
         targets = ", ".join(["r", *(f"_v{name}" for name in batches)])
@@ -561,7 +630,24 @@ class _Query:
             arguments[child.name] = child.fetch(rows, using)
         for each in self.batches:
             arguments[each.name] = each.run(rows)
+        for loader in self.loaders:
+            arguments[loader.name] = loader.run(rows, using)
         return self.transform(rows, **arguments)
+
+    def state(self) -> tuple[Any, ...]:
+        """What compiling a field adds to the query, to undo when the field does not compile."""
+        return (
+            dict(self.columns),
+            dict(self.annotations),
+            dict(self.per_render),
+            len(self.children),
+            len(self.batches),
+        )
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        columns, annotations, per_render, children, batches = state
+        self.columns, self.annotations, self.per_render = columns, annotations, per_render
+        del self.children[children:], self.batches[batches:]
 
 
 @dataclass(frozen=True)
@@ -616,6 +702,15 @@ def _kind(obj: Any) -> str:
     return type(obj).__name__
 
 
+@dataclass
+class _Split:
+    """The root serializer's fields: those compiled, those rendered from instances."""
+
+    name: str  # the instance loader's name in the root's transform
+    compiled: list[tuple[str, fields.Field]] = field(default_factory=list)
+    instance: list[tuple[str, fields.Field]] = field(default_factory=list)
+
+
 class _Compiler:
     """One walk of a serializer tree into code, recording each field it could not compile.
 
@@ -629,9 +724,14 @@ class _Compiler:
         self.reasons.append(f"{where}: {_kind(f)} — {why}")
         return "None"
 
-    def serializer(self, serializer: BaseSerializer, scope: _Scope, where: str) -> str:
-        """The code building ``serializer``'s dict from the row ``r``."""
-        for method in _DRF_ONLY_METHODS:
+    def serializer(
+        self, serializer: BaseSerializer, scope: _Scope, where: str, split: _Split | None = None
+    ) -> str:
+        """The code building ``serializer``'s dict from the row ``r``.
+
+        With ``split`` (the root), a field that does not compile renders from the instance.
+        """
+        for method in _DRF_ONLY_METHODS if split is None else ():
             if _defined_outside_drf(serializer, method):
                 why = f"{_kind(serializer)}.{method}() is its own code, which needs instances"
                 return self.fail(where, serializer, why)
@@ -655,10 +755,21 @@ class _Compiler:
             if serializer_field.write_only:
                 continue
             path = f"{where}.{name}"
+            state, before = scope.query.state(), len(self.reasons)
             try:
                 items.append(self.field(serializer_field, scope, declared, path))
             except Exception as exc:  # one field's error: the others still get their reasons
                 self.fail(path, serializer_field, f"compiling it raised {exc!r}")
+            if split is None:
+                continue
+            if len(self.reasons) == before:
+                split.compiled.append((name, serializer_field))
+                continue
+            scope.query.restore(state)  # what the field's code would have read
+            items[len(split.compiled) + len(split.instance) :] = [
+                f"**_v{split.name}[{len(split.instance)}]"
+            ]
+            split.instance.append((name, serializer_field))
         return "{" + ", ".join(items) + "}"
 
     def field(
@@ -883,6 +994,7 @@ class _Compiler:
         where: str,
     ) -> str:
         """A to-many relation: a child query keyed by a column of the parent rows."""
+        before = len(self.reasons)
         if _defined_outside_drf(f, "to_representation"):
             why = f"{_kind(f)}.to_representation() is its own code, which needs instances"
             return self.fail(where, f, why)
@@ -915,7 +1027,7 @@ class _Compiler:
                 "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
             )
             return self.fail(where, item, why)
-        if self.reasons:
+        if len(self.reasons) > before:
             return "None"
         child.compile(code, where)
         parent_key = scope.column(step.parent_key)
@@ -971,15 +1083,39 @@ class _Compiler:
 
 @dataclass(frozen=True, eq=False)
 class ReadPlan:
-    """How ``serializer_class`` renders querysets: compiled, or through DRF and why."""
+    """How ``serializer_class`` renders querysets: compiled, or through DRF and why.
+
+    A plan may be partial: ``compiled_fields`` come from ``values()`` rows, and
+    ``instance_fields`` render through their own DRF fields from model instances loaded in
+    one planned query per render; ``fallback_reasons`` names each of those and why.
+    """
 
     serializer_class: type[BaseSerializer]
     fallback_reasons: tuple[str, ...] = ()
     _root: _Query | None = field(default=None, repr=False)
+    compiled_fields: tuple[str, ...] = ()
+    instance_fields: tuple[str, ...] = ()
+    _serializer: BaseSerializer | None = field(default=None, repr=False)
 
     @property
     def compiled(self) -> bool:
+        """Whether the plan runs (every field compiled, or some rendering from instances)."""
         return self._root is not None
+
+    @property
+    def coverage(self) -> float:
+        """The share of the serializer's fields that compiled: 1.0 fully, 0.0 through DRF."""
+        if self._root is None:
+            return 0.0
+        total = len(self.compiled_fields) + len(self.instance_fields)
+        return len(self.compiled_fields) / total if total else 1.0
+
+    def bind(self, serializer: BaseSerializer) -> ReadPlan:
+        """This plan rendering its instance fields with ``serializer``'s own fields (the one
+        the view built for the request, with the same field names)."""
+        if self._root is None or not self.instance_fields:
+            return self
+        return dataclasses.replace(self, _serializer=serializer)
 
     def rows(self, queryset: AnyQuerySet, extra_columns: Iterable[str] = ()) -> QuerySet:
         """``queryset`` (or a manager) as the ``values()`` query of the root rows: paginate it,
@@ -990,7 +1126,9 @@ class ReadPlan:
         root = self._compiled()
         queryset = queryset_of(queryset)
         annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
-        rows = ordered_for_values(annotated).values(*dict.fromkeys([*root.columns, *extra_columns]))
+        carried = [name for loader in root.loaders for name in loader.annotations(queryset)]
+        columns = dict.fromkeys([*root.columns, *extra_columns, *carried])
+        rows = ordered_for_values(annotated).values(*columns)
         # The same rows: a paginator counts them without the joins of the to-one columns.
         rows.count = queryset.count  # type: ignore[method-assign]
         return rows
@@ -1001,9 +1139,11 @@ class ReadPlan:
         """The representations of ``rows`` from ``rows()``; to-many relations query ``using``."""
         root = self._compiled()
         token = _context.set(context if context is not None else {})
+        built = _built.set(self._serializer)
         try:
             return root.render(rows, using)
         finally:
+            _built.reset(built)
             _context.reset(token)
 
     def execute(self, queryset: AnyQuerySet, context: Mapping[str, Any] | None = None) -> list[Any]:
@@ -1020,6 +1160,38 @@ class ReadPlan:
         if self._root is None:
             raise ValueError(f"{self.serializer_class.__name__} renders through DRF, not a plan")
         return self._root
+
+
+def _prefetch_name(lookup: str | Prefetch) -> str:
+    return lookup if isinstance(lookup, str) else lookup.to_attr or lookup.prefetch_through
+
+
+def _instance_plan(
+    serializer: BaseSerializer, model: type[models.Model], chosen: Sequence[fields.Field]
+) -> tuple[QueryPlan, frozenset[str] | None]:
+    """How to load the instances ``chosen`` fields of ``serializer`` render from, with the
+    attributes they read (None: any). The serializer's ``@requires`` declarations apply
+    where a field reads what they name."""
+    reads: set[str] | None = {f.source_attrs[0] for f in chosen if f.source_attrs}
+    if any(f.source == "*" or isinstance(f, fields.SerializerMethodField) for f in chosen):
+        reads = None
+
+    def wanted(path: str) -> bool:
+        return reads is None or path.split(LOOKUP_SEP)[0] in reads
+
+    walk, node = _Walk(), _Node(model)
+    for hint in class_hints(serializer):
+        prefetch = tuple(lookup for lookup in hint.prefetch if wanted(_prefetch_name(lookup)))
+        needs = Requirements(
+            select=tuple(path for path in hint.select if wanted(path)),
+            prefetch=prefetch,
+            annotate={name: value for name, value in hint.annotate.items() if wanted(name)},
+        )
+        walk.hint(needs, node, "", code_reads=False)
+    for f in chosen:
+        walk.field(f, node, str(f.field_name))
+    plan = _build(node, only=True, extra_columns=(pk_attname(model),))
+    return plan, frozenset(reads) if reads is not None else None
 
 
 # What a serializer class's own method means for the compiler, and what to do about it.
@@ -1042,14 +1214,26 @@ _OWN_METHOD = {
 def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     """The read plan of ``serializer_class``, compiled once per class.
 
-    A serializer that renders through DRF instead is logged once, as a WARNING naming each
-    field that does not compile and why (the ``fallback_reasons``).
+    Fields that do not compile render from instances (``ReadPlan.instance_fields``); a
+    serializer with none but its primary key compiled renders through DRF. Either is logged
+    once per class, as a WARNING naming each such field and why (the ``fallback_reasons``).
     """
     name = serializer_class.__name__
     if not scale_settings.FAST_READS:
         return ReadPlan(serializer_class, (f"{name}: DRF_SCALE['FAST_READS'] is False",))
-    plan = _compile(serializer_class, name)
-    if plan.fallback_reasons:
+    return _logged(_compile(serializer_class, name))
+
+
+def _logged(plan: ReadPlan) -> ReadPlan:
+    name = plan.serializer_class.__name__
+    if plan.compiled and plan.fallback_reasons:
+        logger.warning(
+            "drf-scale renders %s's fields %s from model instances, the others compiled: %s",
+            name,
+            ", ".join(plan.instance_fields),
+            "; ".join(plan.fallback_reasons),
+        )
+    elif plan.fallback_reasons:
         logger.warning(
             "drf-scale renders %s through DRF, not a compiled read plan: %s",
             name,
@@ -1067,30 +1251,63 @@ def _compile(serializer_class: type[BaseSerializer], name: str) -> ReadPlan:
         return ReadPlan(
             serializer_class, tuple(f"{name}: its own {m}() {_OWN_METHOD[m]}" for m in overridden)
         )
-    compiler = _Compiler()
-    root = _Query()
     try:
         # many=True builds the list serializer around a serializer_class() child (the stubs
         # type it as serializer_class).
         listing = cast(
             "ListSerializer[Any]", serializer_class(many=True, context=_CurrentContext())
         )
-        if _defined_outside_drf(listing, "to_representation"):
-            why = f"{_kind(listing)}.to_representation() is its own code, which needs instances"
-            compiler.fail(f"{name}[]", listing, why)
-        else:
-            assert isinstance(listing.child, BaseSerializer)  # many_init: serializer_class()
-            code = compiler.serializer(listing.child, _Scope(root, model), name)
-            if not compiler.reasons:
-                root.compile(code, name)
-    except Exception as exc:  # building it, or its fields, without a request, say
-        compiler.reasons.append(
-            f"{name}: building it outside a request raised {type(exc).__name__}: {exc}; "
-            "read the request with self.context.get('request') (None while compiling)"
-        )
-    if compiler.reasons:
+    except Exception as exc:  # building it without a request, say
+        return ReadPlan(serializer_class, (_unbuildable(name, exc),))
+    assert isinstance(listing.child, BaseSerializer)  # many_init: serializer_class()
+    return _compile_tree(serializer_class, model, listing, listing.child, name)
+
+
+def _unbuildable(name: str, exc: Exception) -> str:
+    return (
+        f"{name}: building it outside a request raised {type(exc).__name__}: {exc}; "
+        "read the request with self.context.get('request') (None while compiling)"
+    )
+
+
+def _compile_tree(
+    serializer_class: type[BaseSerializer],
+    model: type[models.Model],
+    listing: ListSerializer[Any] | None,
+    child: BaseSerializer,
+    name: str,
+) -> ReadPlan:
+    """The plan of the built serializer ``child`` (in ``listing``, the list serializer)."""
+    compiler = _Compiler()
+    root = _Query()
+    split = _Split(root.name("i"))
+    if listing is not None and _defined_outside_drf(listing, "to_representation"):
+        why = f"{_kind(listing)}.to_representation() is its own code, which needs instances"
+        compiler.fail(f"{name}[]", listing, why)
         return ReadPlan(serializer_class, tuple(compiler.reasons))
-    return ReadPlan(serializer_class, _root=root)
+    try:
+        code = compiler.serializer(child, _Scope(root, model), name, split)
+    except Exception as exc:  # its fields, built without a request, say
+        return ReadPlan(serializer_class, (*compiler.reasons, _unbuildable(name, exc)))
+    reasons = tuple(compiler.reasons)
+    if split.instance:
+        pk = model._meta.pk
+        keys = ([pk.name], [pk.attname], ["pk"])
+        if all(f.source_attrs in keys for _, f in split.compiled):  # DRF's path costs less
+            return ReadPlan(serializer_class, reasons)
+        key = pk_attname(model)
+        root.read(key)
+        chosen = tuple(split.instance)
+        plan, reads = _instance_plan(child, model, [f for _, f in chosen])
+        root.loaders.append(_Instances(split.name, model, key, chosen, plan, reads))
+    root.compile(code, name)
+    return ReadPlan(
+        serializer_class,
+        reasons,
+        root,
+        tuple(name for name, _ in split.compiled),
+        tuple(name for name, _ in split.instance),
+    )
 
 
 # Formats and coercions (REST_FRAMEWORK) are compiled in too.

@@ -1,0 +1,182 @@
+"""Partial compilation: fields the compiler cannot read render from instances, by DRF."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers, viewsets
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.test import APIRequestFactory
+
+from drf_scale.cache.views import render_by_pk
+from drf_scale.fast import compile_read_plan
+from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
+from drf_scale.planner import optimize
+from tests.fastapp import serializers as fast
+from tests.fastapp.data import make_gadgets
+from tests.fastapp.models import Gadget, Part
+
+pytestmark = pytest.mark.django_db
+
+
+def as_json(data) -> str:
+    return JSONRenderer().render(data).decode()
+
+
+def drf(serializer_class, queryset, context=None) -> str:
+    queryset = optimize(queryset, serializer_class)
+    return as_json(serializer_class(queryset, many=True, context=context or {}).data)
+
+
+def count_queries(function) -> tuple[object, int]:
+    with CaptureQueriesContext(connection) as captured:
+        result = function()
+    return result, len(captured)
+
+
+class ShoutingPartSerializer(serializers.ModelSerializer):
+    shout = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Part
+        fields = ["id", "name", "shout"]
+
+    def get_shout(self, part: Part) -> str:
+        return part.name.upper()
+
+
+class PartialGadgetSerializer(serializers.ModelSerializer):
+    """Compiled columns and relations between fields only DRF can render."""
+
+    shout = serializers.ReadOnlyField()  # a model property
+    both = fast.InstanceField(source="*")
+    maker_text = serializers.StringRelatedField(source="maker")
+    maker_detail = fast.MakerSerializer(source="maker", read_only=True)
+    method = serializers.SerializerMethodField()
+    parts = ShoutingPartSerializer(many=True, read_only=True)  # a nested instance field
+    part_names = serializers.SlugRelatedField(
+        source="parts", many=True, slug_field="name", read_only=True
+    )
+    counted = serializers.IntegerField(read_only=True)  # the view's annotation
+    skipped = serializers.CharField(source="maker.name", read_only=True)  # SkipField on None
+
+    class Meta:
+        model = Gadget
+        fields = [
+            "id", "shout", "name", "both", "price", "maker_text", "maker", "maker_detail",
+            "method", "seen_at", "parts", "labels", "part_names", "counted", "skipped",
+        ]  # fmt: skip
+
+    def get_method(self, gadget: Gadget) -> str:
+        return f"{gadget.pk}/{gadget.rank}"
+
+
+INSTANCE = ("shout", "both", "maker_text", "method", "parts", "counted")
+
+
+def annotated():
+    return Gadget.objects.annotate(counted=Count("labels")).order_by("-id")
+
+
+def test_partial_plan_reports_its_fields():
+    plan = compile_read_plan(PartialGadgetSerializer)
+    assert plan.compiled
+    assert plan.instance_fields == INSTANCE
+    assert set(plan.compiled_fields) | set(INSTANCE) == set(PartialGadgetSerializer.Meta.fields)
+    assert plan.coverage == pytest.approx(9 / 15)
+    paths = [
+        reason.split(":")[0].removeprefix("PartialGadgetSerializer.")
+        for reason in plan.fallback_reasons
+    ]
+    assert paths == ["shout", "both", "maker_text", "method", "parts[].shout", "counted"]
+    assert plan.fallback_reasons[4].endswith(
+        "SerializerMethodField — get_shout() runs once per instance; "
+        "decorate it with @drf_scale.fast.batch(columns...)"
+    )
+
+
+@pytest.mark.parametrize("count", [2, 10])
+def test_partial_output_is_drfs_in_constant_queries(count):
+    make_gadgets(count)
+    plan = compile_read_plan(PartialGadgetSerializer)
+    result, queries = count_queries(lambda: as_json(plan.execute(annotated())))
+    assert result == drf(PartialGadgetSerializer, annotated())
+    assert json.loads(result)[0]["counted"] is not None
+    # the rows, their labels and part names; the instances (their makers joined), their parts
+    assert queries == 5
+
+
+# Everywhere the plan is used: views (list, retrieve), the cache's render_by_pk, writes.
+
+
+class PartialViewSet(FastReadMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = PartialGadgetSerializer
+    pagination_class = PageNumberPagination
+
+    def get_queryset(self):
+        return annotated()
+
+
+class PlainViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = PartialGadgetSerializer
+    pagination_class = PageNumberPagination
+
+    def get_queryset(self):
+        return optimize(annotated(), PartialGadgetSerializer)
+
+
+def call(view_class, action, **kwargs):
+    actions = {"get": action}
+    request = APIRequestFactory().get("/gadgets/")
+    response = view_class.as_view(actions)(request, **kwargs)
+    return as_json(response.data)
+
+
+@pytest.mark.parametrize("count", [2, 10])
+@override_settings(REST_FRAMEWORK={"PAGE_SIZE": 20})
+def test_views_list_and_retrieve_partial_plans_in_constant_queries(count):
+    gadgets = make_gadgets(count)
+    listed, queries = count_queries(lambda: call(PartialViewSet, "list"))
+    assert listed == call(PlainViewSet, "list")
+    assert queries == 5  # the page as execute() renders it (a short first page: no count)
+    pk = gadgets[0].pk
+    assert call(PartialViewSet, "retrieve", pk=pk) == call(PlainViewSet, "retrieve", pk=pk)
+
+
+def test_the_cache_renders_partial_plans_by_pk():
+    gadgets = make_gadgets(4)
+    plan = compile_read_plan(PartialGadgetSerializer)
+    pks = [gadgets[1].pk, gadgets[2].pk]
+    found = render_by_pk(plan, annotated(), pks, {})
+    expected = json.loads(drf(PartialGadgetSerializer, annotated().filter(pk__in=pks)))
+    assert [json.loads(as_json(found[pk])) for pk in sorted(pks, reverse=True)] == expected
+
+
+class PartialWrites(ReadWriteSerializerMixin, viewsets.ModelViewSet):
+    read_serializer_class = PartialGadgetSerializer
+    write_serializer_class = fast.SpecSerializer  # any write serializer
+
+    def get_queryset(self):
+        return annotated()
+
+
+def test_write_responses_render_partial_plans():
+    gadget = make_gadgets(2)[0]
+    view = PartialWrites()
+    view.request, view.format_kwarg, view.action, view.kwargs = None, None, "update", {}
+    written = SimpleNamespace(instance=gadget, data=None)
+    expected = json.loads(drf(PartialGadgetSerializer, annotated().filter(pk=gadget.pk)))[0]
+    assert json.loads(as_json(view.get_read_data(written))) == expected
+
+
+def test_no_field_but_the_primary_key_compiled_is_drfs_path():
+    plan = compile_read_plan(fast.FallbackSerializer)  # id, then four instance fields
+    assert (plan.compiled, plan.coverage, plan.instance_fields) == (False, 0.0, ())
+    assert len(plan.fallback_reasons) == 4
+    full = compile_read_plan(fast.GadgetSerializer)
+    assert (full.coverage, full.instance_fields) == (1.0, ())
