@@ -1,9 +1,11 @@
 """Partial compilation: fields the compiler cannot read render from instances, by DRF."""
 
+import functools
 import json
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count
 from django.test import override_settings
@@ -11,10 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIRequestFactory, force_authenticate
 
+from drf_scale import fast as fast_module
 from drf_scale.cache.views import render_by_pk
-from drf_scale.fast import compile_read_plan
+from drf_scale.fast import batch, compile_read_plan
 from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
 from drf_scale.planner import optimize
 from tests.fastapp import serializers as fast
@@ -180,3 +183,129 @@ def test_no_field_but_the_primary_key_compiled_is_drfs_path():
     assert len(plan.fallback_reasons) == 4
     full = compile_read_plan(fast.GadgetSerializer)
     assert (full.coverage, full.instance_fields) == (1.0, ())
+
+
+# The serializer as the view builds it: its context, its arguments, its field set.
+
+
+class DynamicFieldsGadgetSerializer(serializers.ModelSerializer):
+    """A dynamic-fields base: ``?fields=id,name`` selects the fields in ``__init__``."""
+
+    shout = serializers.ReadOnlyField()
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name", "price", "maker", "shout"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        chosen = request.query_params.get("fields") if request is not None else None
+        if chosen:
+            for name in set(self.fields) - set(chosen.split(",")):
+                self.fields.pop(name)
+
+
+class PermissionAwareGadgetSerializer(serializers.ModelSerializer):
+    """A permission-aware base: ``user=`` drops what the user may not see."""
+
+    shout = serializers.ReadOnlyField()
+    who = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name", "price", "shout", "who"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user is None or not user.is_staff:
+            self.fields.pop("price")
+
+    @batch("id")
+    def get_who(self, rows: list[dict]) -> list[str]:
+        return [self.user.username] * len(rows)
+
+
+class DynamicFast(FastReadMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Gadget.objects.order_by("id")
+    serializer_class = DynamicFieldsGadgetSerializer
+
+
+class DynamicPlain(viewsets.ReadOnlyModelViewSet):
+    queryset = Gadget.objects.order_by("id")
+    serializer_class = DynamicFieldsGadgetSerializer
+
+
+class ByUser:
+    def get_serializer(self, *args, **kwargs):
+        kwargs["user"] = self.request.user
+        return super().get_serializer(*args, **kwargs)
+
+
+class ByUserFast(ByUser, FastReadMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Gadget.objects.order_by("id")
+    serializer_class = PermissionAwareGadgetSerializer
+
+
+class ByUserPlain(ByUser, viewsets.ReadOnlyModelViewSet):
+    queryset = Gadget.objects.order_by("id")
+    serializer_class = PermissionAwareGadgetSerializer
+
+
+def get(view_class, action, path="/gadgets/", user=None, **kwargs):
+    request = APIRequestFactory().get(path)
+    if user is not None:
+        force_authenticate(request, user)
+    return as_json(view_class.as_view({"get": action})(request, **kwargs).data)
+
+
+def plans_of(serializer_class) -> dict:
+    return {key[2]: plan for key, plan in fast_module._plans.items() if key[0] is serializer_class}
+
+
+@pytest.mark.parametrize("count", [2, 10])
+def test_a_dynamic_fields_serializer_compiles_per_field_set(count):
+    gadgets = make_gadgets(count)
+    fast_module._clear()
+    path = "/gadgets/?fields=id,name"
+    listed, queries = count_queries(lambda: get(DynamicFast, "list", path))
+    assert listed == get(DynamicPlain, "list", path) and queries == 1
+    assert list(json.loads(listed)[0]) == ["id", "name"]
+    plan = plans_of(DynamicFieldsGadgetSerializer)[("id", "name")]
+    assert (plan.coverage, plan.instance_fields) == (1.0, ())
+    get(DynamicFast, "list", path)  # the plan cache: no second compilation
+    assert plans_of(DynamicFieldsGadgetSerializer) == {("id", "name"): plan}
+    whole, queries = count_queries(lambda: get(DynamicFast, "list"))
+    assert whole == get(DynamicPlain, "list") and queries == 2  # the rows, the instances
+    assert plans_of(DynamicFieldsGadgetSerializer)[
+        ("id", "name", "price", "maker", "shout")
+    ].instance_fields == ("shout",)
+    pk = gadgets[0].pk
+    retrieved = get(DynamicFast, "retrieve", path, pk=pk)
+    assert retrieved == get(DynamicPlain, "retrieve", path, pk=pk)
+
+
+def test_a_user_argument_serializer_compiles_through_the_views_get_serializer(caplog):
+    make_gadgets(3)
+    fast_module._clear()
+    staff = User.objects.create(username="staff", is_staff=True)
+    alice = User.objects.create(username="alice")
+    with caplog.at_level("WARNING", logger="drf_scale.fast"):
+        for user in (staff, alice, staff, alice):
+            for action, kwargs in (("list", {}), ("retrieve", {"pk": Gadget.objects.first().pk})):
+                render = functools.partial(get, ByUserFast, action, user=user, **kwargs)
+                fast_result, queries = count_queries(render)
+                assert fast_result == get(ByUserPlain, action, user=user, **kwargs)
+                assert queries == 2  # the rows, the instances of shout
+                rows = json.loads(fast_result)
+                for row in rows if action == "list" else [rows]:
+                    assert row["who"] == user.username  # the request's serializer's user
+                    assert ("price" in row) is user.is_staff
+    assert set(plans_of(PermissionAwareGadgetSerializer)) == {
+        ("id", "name", "price", "shout", "who"),
+        ("id", "name", "shout", "who"),
+    }
+    records = [r for r in caplog.records if r.name == "drf_scale.fast"]
+    assert len(records) == 2  # once per field set
+    assert all((r.levelname, r.exc_info) == ("WARNING", None) for r in records)

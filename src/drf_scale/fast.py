@@ -29,6 +29,7 @@ import decimal
 import functools
 import itertools
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -87,7 +88,7 @@ if TYPE_CHECKING:
 else:
     from django.db.models.fields.related_descriptors import _filter_prefetch_queryset
 
-__all__ = ["ReadPlan", "batch", "compile_read_plan"]
+__all__ = ["ReadPlan", "batch", "compile_read_plan", "compile_read_plan_for"]
 
 logger = logging.getLogger("drf_scale.fast")
 
@@ -494,11 +495,15 @@ class _Batch:
     method: Callable[[list[Row]], Sequence[Any]]
     columns: Mapping[str, str]  # the method's row keys -> the query's columns
     present: str | None  # a column that is None on rows where the serializer is absent
+    own: Callable[..., Sequence[Any]] | None = None  # a root method, unbound
 
     def run(self, rows: list[Row]) -> list[Any]:
         present = self.present
         chosen = rows if present is None else [row for row in rows if row[present] is not None]
-        values = list(self.method([{k: row[c] for k, c in self.columns.items()} for row in chosen]))
+        method, built = self.method, _built.get()
+        if self.own is not None and built is not None:  # the request's serializer's method
+            method = functools.partial(self.own, built)
+        values = list(method([{k: row[c] for k, c in self.columns.items()} for row in chosen]))
         if len(values) != len(chosen):
             raise ValueError(f"{self.where} returned {len(values)} values for {len(chosen)} rows")
         if present is None:
@@ -717,8 +722,9 @@ class _Compiler:
     A reason reads ``"<path>: <field class> — <why, in terms of what the user wrote>"``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, root: BaseSerializer | None = None) -> None:
         self.reasons: list[str] = []
+        self.root = root  # the serializer whose @batch methods a bound plan rebinds
 
     def fail(self, where: str, f: Any, why: str) -> str:
         self.reasons.append(f"{where}: {_kind(f)} — {why}")
@@ -1060,7 +1066,8 @@ class _Compiler:
             query.read(column)
         name = query.name("b")
         bound = functools.partial(method, f.parent)
-        query.batches.append(_Batch(name, where, bound, columns, scope.present))
+        own = method if f.parent is self.root else None
+        query.batches.append(_Batch(name, where, bound, columns, scope.present, own))
         return f"_v{name}"
 
     def batch_column(self, scope: _Scope, path: str) -> str | None:
@@ -1111,9 +1118,9 @@ class ReadPlan:
         return len(self.compiled_fields) / total if total else 1.0
 
     def bind(self, serializer: BaseSerializer) -> ReadPlan:
-        """This plan rendering its instance fields with ``serializer``'s own fields (the one
-        the view built for the request, with the same field names)."""
-        if self._root is None or not self.instance_fields:
+        """This plan rendering its instance fields and running its ``@batch`` methods with
+        ``serializer`` (the one the view built for the request, with the same field names)."""
+        if self._root is None:
             return self
         return dataclasses.replace(self, _serializer=serializer)
 
@@ -1278,7 +1285,7 @@ def _compile_tree(
     name: str,
 ) -> ReadPlan:
     """The plan of the built serializer ``child`` (in ``listing``, the list serializer)."""
-    compiler = _Compiler()
+    compiler = _Compiler(child)
     root = _Query()
     split = _Split(root.name("i"))
     if listing is not None and _defined_outside_drf(listing, "to_representation"):
@@ -1310,5 +1317,60 @@ def _compile_tree(
     )
 
 
+_plans: dict[tuple[Any, ...], ReadPlan] = {}  # by class, list class and field names
+_plans_lock = threading.Lock()
+
+
+def compile_read_plan_for(serializer: BaseSerializer) -> ReadPlan:
+    """The read plan of a serializer as a view built it for a request (``many=True``'s list
+    serializer, or one serializer), bound to it.
+
+    Plans are compiled once per serializer class, list serializer class and tuple of field
+    names, never per instance: a serializer whose ``__init__`` (or ``get_fields()``) selects
+    its fields from the request or its arguments compiles once per selection. Its fields
+    that render from instances, and its ``@batch`` methods, run on the serializer given; the
+    compiled fields read the render's context through ``self.context``.
+    """
+    listing = serializer if isinstance(serializer, ListSerializer) else None
+    child = listing.child if listing is not None else serializer
+    if not isinstance(child, Serializer):
+        return ReadPlan(type(serializer), (f"{_kind(child)}: no fields to compile",))
+    names = tuple(name for name, f in child.fields.items() if not f.write_only)
+    own_list = listing is not None and _defined_outside_drf(listing, "to_representation")
+    key = (type(child), type(listing) if own_list else None, names)
+    plan = _plans.get(key)
+    if plan is None:
+        with _plans_lock:
+            plan = _plans.get(key)
+            if plan is None:
+                plan = _plans[key] = _logged(_compile_built(listing, child))
+    return plan.bind(child)
+
+
+def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) -> ReadPlan:
+    serializer_class = type(child)
+    name = serializer_class.__name__
+    if not scale_settings.FAST_READS:
+        return ReadPlan(serializer_class, (f"{name}: DRF_SCALE['FAST_READS'] is False",))
+    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    if model is None:
+        return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
+    if _class_defines_outside_drf(serializer_class, "to_representation"):
+        why = _OWN_METHOD["to_representation"]
+        return ReadPlan(serializer_class, (f"{name}: its own to_representation() {why}",))
+    # The plan outlives this serializer's request: its fields read the render's context.
+    root: Any = child
+    while root.parent is not None:
+        root = root.parent
+    root._context = _CurrentContext()
+    return _compile_tree(serializer_class, model, listing, child, name)
+
+
+def _clear() -> None:
+    compile_read_plan.cache_clear()
+    with _plans_lock:
+        _plans.clear()
+
+
 # Formats and coercions (REST_FRAMEWORK) are compiled in too.
-scale_settings.on_change(compile_read_plan.cache_clear, also=("REST_FRAMEWORK",))
+scale_settings.on_change(_clear, also=("REST_FRAMEWORK",))

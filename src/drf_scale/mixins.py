@@ -28,7 +28,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.serializers import BaseSerializer
 
-from drf_scale.fast import ReadPlan, compile_read_plan
+from drf_scale.fast import ReadPlan, compile_read_plan, compile_read_plan_for
 from drf_scale.planner import optimize, queryset_of
 
 if TYPE_CHECKING:
@@ -216,17 +216,53 @@ class FastReadMixin(ReadPathMixin):
     (``check_object_access``). A serializer that does not compile takes DRF's path.
     ``fast_reads = False``
     switches it off for the view; None follows ``DRF_SCALE["FAST_READS"]``.
+
+    A serializer whose ``__init__`` or ``get_fields()`` is its own, or a view with its own
+    ``get_serializer()``, is built per request as ``get_serializer()`` builds it (the list's
+    ``many=True``) and compiled once per field set (``compile_read_plan_for``).
     """
 
     fast_reads: bool | None = None
+    _read_plans: dict[str, ReadPlan | None] | None = None  # per request, by action
 
     def get_read_plan(self) -> ReadPlan | None:
         action = getattr(self, "action", None)
         if action not in READ_ACTIONS or self.fast_reads is False:
             return None
-        # mypy#11470: classes are Hashable, as functools.cache requires
-        plan = compile_read_plan(self.get_serializer_class())  # type: ignore[arg-type]
+        if self._read_plans is None:
+            self._read_plans = {}
+        if action not in self._read_plans:
+            self._read_plans[action] = self.compile_read_plan(action)
+        return self._read_plans[action]
+
+    def compile_read_plan(self, action: str) -> ReadPlan | None:
+        serializer_class = self.get_serializer_class()
+        if _builds_per_request(self, serializer_class):
+            if action in getattr(self, "caches", ()):  # one cache namespace per class
+                return None
+            built = self.get_serializer(many=True) if action == "list" else self.get_serializer()
+            plan = compile_read_plan_for(built)
+        else:
+            # mypy#11470: classes are Hashable, as functools.cache requires
+            plan = compile_read_plan(serializer_class)  # type: ignore[arg-type]
         return plan if plan.compiled else None
+
+
+def _builds_per_request(view: Any, serializer_class: type[BaseSerializer]) -> bool:
+    """Whether the serializer's fields may differ per request: its own ``__init__`` or
+    ``get_fields()``, or the view's own ``get_serializer()``."""
+    return any(
+        _defined_outside(serializer_class, name) for name in ("__init__", "get_fields")
+    ) or _defined_outside(type(view), "get_serializer", "drf_scale.")
+
+
+def _defined_outside(cls: type, name: str, *also: str) -> bool:
+    """Whether any class of ``cls`` outside DRF (and ``also``) defines method ``name``."""
+    return any(
+        name in vars(klass) and not klass.__module__.startswith(("rest_framework.", *also))
+        for klass in cls.__mro__
+        if klass is not object
+    )
 
 
 class ReadWriteSerializerMixin(ReadPathMixin):
