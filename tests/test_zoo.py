@@ -1,0 +1,134 @@
+"""The zoo (tests/zoo/): each real-world serializer shape through ScaleReadOnlyModelViewSet
+renders DRF's JSON (key order included) in DRF's row order, for a staff and a plain user, in
+queries constant in the page size.
+
+Each shape's view is called with APIRequestFactory twice per user, ``?limit=2`` and
+``?limit=10`` (DRF's LimitOffsetPagination: a count, then the page), against the same view on
+DRF's ReadOnlyModelViewSet. ``python -m tests.zoo.report`` prints the compiled coverage.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIRequestFactory, force_authenticate
+
+from drf_scale.fast import compile_read_plan
+from tests.zoo.data import make_zoo
+from tests.zoo.views import SETTINGS, SHAPES, Shape
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zoo_settings")]
+
+factory = APIRequestFactory()
+
+# Queries per request, as measured: (DRF at 2 rows, DRF at 10, ours at 2, ours at 10), for
+# the staff user and the plain user when they differ. Paged views count the rows first.
+QUERIES: dict[str, tuple[int, int, int, int] | dict[str, tuple[int, int, int, int]]] = {
+    "hyperlinked": (2, 2, 2, 2),
+    "dynamic fields": (6, 22, 2, 2),
+    "dynamic omit": (6, 22, 2, 2),
+    "permission-aware user=": (2, 2, 2, 2),
+    "per-user @batch": {"staff": (2, 2, 2, 2), "user": (4, 12, 3, 3)},  # staff: no grants
+    # Ours: the rows, then the instances for can_change and their grants (staff too).
+    "per-user method": {"staff": (2, 2, 4, 4), "user": (4, 12, 4, 4)},
+    "list_serializer_class": (2, 2, 2, 2),
+    "to_representation": (4, 12, 3, 3),  # DRF's path, planned: the remarks prefetched
+    "generic foreign key": (4, 12, 5, 5),
+    "generic relation": (6, 22, 4, 4),
+    "files and custom field": (2, 2, 2, 2),
+    "properties and __str__": (8, 32, 2, 2),  # DRF's path, planned: one join
+    "view annotation": (2, 2, 3, 3),  # remark_count renders from instances: one more query
+    "ordering through FKs": (2, 2, 2, 2),
+    "manager queryset": (3, 11, 1, 1),  # unpaged: no count
+}
+
+# Shapes where drf_scale's JSON is not DRF's: bugs in the library, not in the shape.
+BUGS: dict[str, str] = {}
+
+
+@pytest.fixture
+def zoo_settings():
+    with override_settings(**SETTINGS):
+        yield
+
+
+def call(shape: Shape, scale: bool, user, limit: int) -> tuple[str, int]:
+    """The JSON body (re-dumped, key order kept) and the queries of one list request."""
+    view = shape.view(scale).as_view({"get": "list"})
+    query = {**shape.query, "limit": limit} if shape.paginated else shape.query
+    request = factory.get("/zoo/", query)
+    force_authenticate(request, user)
+    with CaptureQueriesContext(connection) as queries:
+        response = view(request)
+        response.render()
+    assert response.status_code == 200, response.content
+    return json.dumps(json.loads(response.content), sort_keys=False), len(queries)
+
+
+def params() -> list:
+    return [
+        pytest.param(shape, id=shape.name, marks=[bug(shape.name)] if shape.name in BUGS else [])
+        for shape in SHAPES
+    ]
+
+
+def bug(name: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=BUGS[name])
+
+
+@pytest.mark.parametrize("who", ["staff", "user"])
+@pytest.mark.parametrize("shape", params())
+def test_the_zoo_renders_drfs_json_in_constant_queries(shape: Shape, who: str):
+    zoo = make_zoo(12 if shape.paginated else 10)
+    user = zoo.staff if who == "staff" else zoo.user
+    counts = {}
+    for limit in (10, 2):
+        if not shape.paginated:  # the whole list: keep ``limit`` rows
+            model = shape.queryset.model
+            model.objects.exclude(pk__in=model.objects.order_by("pk")[:limit]).delete()
+        expected, drf_queries = call(shape, False, user, limit)
+        got, our_queries = call(shape, True, user, limit)
+        assert got == expected  # the same rows, in the same order, keys in the same order
+        page = json.loads(got)
+        assert len(page["results"] if shape.paginated else page) == limit
+        counts[limit] = (drf_queries, our_queries)
+    (drf_2, ours_2), (drf_10, ours_10) = counts[2], counts[10]
+    measured = (drf_2, drf_10, ours_2, ours_10)
+    assert ours_2 == ours_10, measured
+    expected_queries = QUERIES[shape.name]
+    if isinstance(expected_queries, dict):
+        expected_queries = expected_queries[who]
+    assert measured == expected_queries
+
+
+def test_coverage_where_it_is_stable():
+    """Shapes whose plan is certain: compiled whole, or DRF's path (their own methods)."""
+    from tests.zoo import serializers as zoo
+
+    for whole in (zoo.HyperlinkedDeviceSerializer, zoo.GadgetryFilesSerializer,
+                  zoo.DeviceSerializer, zoo.DeviceMakerNameSerializer,
+                  zoo.BatchedCanChangeSerializer):  # fmt: skip
+        plan = compile_read_plan(whole)
+        assert plan.compiled and not plan.fallback_reasons, plan.fallback_reasons
+    for drf_only in (zoo.NumberedDeviceSerializer, zoo.RemarkedDeviceSerializer):
+        plan = compile_read_plan(drf_only)
+        assert not plan.compiled and plan.fallback_reasons
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FastReadMixin.compile_read_plan skips per-request compilation when the action is "
+    "in self.caches, which ScaleReadOnlyModelViewSet sets to {'list', 'retrieve'} whatever "
+    "its cache_scope: with cache_scope None (no cache) a dynamic-fields or user= serializer "
+    "renders through DRF",
+)
+@pytest.mark.parametrize("name", ["dynamic fields", "permission-aware user="])
+def test_serializers_shaped_per_request_compile_in_the_drop_in_viewset(name: str):
+    from tests.zoo.report import view_plan
+    from tests.zoo.views import BY_NAME
+
+    assert view_plan(BY_NAME[name], staff=True) is not None
