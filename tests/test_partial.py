@@ -309,3 +309,125 @@ def test_a_user_argument_serializer_compiles_through_the_views_get_serializer(ca
     records = [r for r in caplog.records if r.name == "drf_scale.fast"]
     assert len(records) == 2  # once per field set
     assert all((r.levelname, r.exc_info) == ("WARNING", None) for r in records)
+
+
+# to_representation overrides: compiled_postprocess, or DRF's path with the reason.
+
+
+class ShapedMakerSerializer(fast.MakerSerializer):
+    compiled_postprocess = "shape"
+
+    def to_representation(self, instance):
+        return self.shape(super().to_representation(instance))
+
+    def shape(self, data: dict) -> dict:
+        return {"maker": data["name"].upper(), **data}
+
+
+class ShapedList(serializers.ListSerializer):
+    compiled_postprocess = "shape"
+
+    def to_representation(self, data):
+        return self.shape(super().to_representation(data))
+
+    def shape(self, data: list) -> list:
+        return data[::-1]
+
+
+class ShapedGadgetSerializer(serializers.ModelSerializer):
+    compiled_postprocess = "shape"
+    shout = serializers.ReadOnlyField()
+    maker = ShapedMakerSerializer(read_only=True)
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name", "price", "shout", "maker"]
+        list_serializer_class = ShapedList
+
+    def to_representation(self, instance):
+        return self.shape(super().to_representation(instance))
+
+    def shape(self, data: dict) -> dict:
+        data.pop("price")
+        return {"tag": self.context.get("tag", "-"), **data, "name": data["name"].lower()}
+
+
+class UndeclaredList(serializers.ListSerializer):
+    def to_representation(self, data):
+        return super().to_representation(data)[::-1]
+
+
+class UndeclaredListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Gadget
+        fields = ["id", "name"]
+        list_serializer_class = UndeclaredList
+
+
+@pytest.mark.parametrize("count", [2, 10])
+def test_a_declared_postprocess_compiles(count):
+    make_gadgets(count)
+    plan = compile_read_plan(ShapedGadgetSerializer)
+    assert (plan.compiled, plan.instance_fields, plan.shapes_lists) == (True, ("shout",), True)
+    queryset, context = Gadget.objects.order_by("id"), {"tag": "t"}
+    result, queries = count_queries(lambda: as_json(plan.execute(queryset, context)))
+    assert result == drf(ShapedGadgetSerializer, queryset, context)
+    assert queries == 2  # the rows with their makers, the instances of shout
+    assert list(json.loads(result)[-1]) == ["tag", "id", "name", "shout", "maker"]
+
+
+class ShapedFast(FastReadMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Gadget.objects.order_by("id")
+    serializer_class = ShapedGadgetSerializer
+
+
+class ShapedPlain(viewsets.ReadOnlyModelViewSet):
+    queryset = Gadget.objects.order_by("id")
+    serializer_class = ShapedGadgetSerializer
+
+
+def test_a_declared_postprocess_through_a_view():
+    gadgets = make_gadgets(3)
+    assert get(ShapedFast, "list") == get(ShapedPlain, "list")
+    pk = gadgets[0].pk
+    assert get(ShapedFast, "retrieve", pk=pk) == get(ShapedPlain, "retrieve", pk=pk)
+
+
+def test_an_undeclared_override_falls_back_naming_it():
+    make_gadgets(3)
+    plan = compile_read_plan(fast.CustomRepresentationSerializer)
+    assert not plan.compiled
+    (reason,) = plan.fallback_reasons
+    assert reason.startswith(
+        "CustomRepresentationSerializer: its own to_representation() changes what DRF returns"
+    )
+    assert "compiled_postprocess" in reason
+    listing = compile_read_plan(UndeclaredListSerializer)
+    assert listing.fallback_reasons == (
+        "UndeclaredListSerializer[]: UndeclaredList — UndeclaredList.to_representation() is its "
+        "own code, which needs instances; when it only post-processes the list "
+        "super().to_representation() returns, move that step into a method named by "
+        "compiled_postprocess",
+    )
+    queryset = Gadget.objects.order_by("id")
+    assert as_json(listing.execute(queryset)) == drf(UndeclaredListSerializer, queryset)
+
+
+def test_a_nested_override_without_postprocess_is_an_instance_field():
+    class Unshaped(fast.MakerSerializer):
+        def to_representation(self, instance):
+            return {"only": instance.name}
+
+    class WithUnshaped(serializers.ModelSerializer):
+        maker = Unshaped(read_only=True)
+
+        class Meta:
+            model = Gadget
+            fields = ["id", "name", "maker"]
+
+    make_gadgets(4)
+    plan = compile_read_plan(WithUnshaped)
+    assert plan.instance_fields == ("maker",)
+    assert "WithUnshaped.maker: Unshaped — Unshaped.to_representation()" in plan.fallback_reasons[0]
+    queryset = Gadget.objects.order_by("id")
+    assert as_json(plan.execute(queryset)) == drf(WithUnshaped, queryset)

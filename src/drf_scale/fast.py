@@ -693,6 +693,25 @@ def _class_defines_outside_drf(cls: type, name: str) -> bool:
     return False
 
 
+def _postprocess(serializer: BaseSerializer) -> Callable[[Any], Any] | None:
+    """The method ``compiled_postprocess`` names on ``serializer``: its ``to_representation()``
+    only post-processes what DRF's returns (``return self.shape(super().to_representation(x))``).
+    """
+    name = getattr(serializer, "compiled_postprocess", None)
+    method = getattr(serializer, name, None) if isinstance(name, str) else None
+    if name is not None and not callable(method):
+        raise TypeError(f"{_kind(serializer)}.compiled_postprocess names no method: {name!r}")
+    return method
+
+
+def _own_representation(serializer: BaseSerializer) -> bool:
+    """Whether ``serializer`` has its own ``to_representation()`` and declares no
+    ``compiled_postprocess`` for it."""
+    return (
+        _defined_outside_drf(serializer, "to_representation") and _postprocess(serializer) is None
+    )
+
+
 # Methods a compiled serializer must have from DRF: the compiler reads what DRF's would do.
 _DRF_ONLY_METHODS = ("to_representation", "get_fields", "__init__")
 
@@ -738,6 +757,8 @@ class _Compiler:
         With ``split`` (the root), a field that does not compile renders from the instance.
         """
         for method in _DRF_ONLY_METHODS if split is None else ():
+            if method == "to_representation" and not _own_representation(serializer):
+                continue  # DRF's, or its compiled_postprocess applies to the compiled dict
             if _defined_outside_drf(serializer, method):
                 why = f"{_kind(serializer)}.{method}() is its own code, which needs instances"
                 return self.fail(where, serializer, why)
@@ -776,7 +797,13 @@ class _Compiler:
                 f"**_v{split.name}[{len(split.instance)}]"
             ]
             split.instance.append((name, serializer_field))
-        return "{" + ", ".join(items) + "}"
+        code = "{" + ", ".join(items) + "}"
+        shape = _postprocess(serializer) if split is None else None  # the root's: by the plan
+        if shape is not None and _defined_outside_drf(serializer, "to_representation"):
+            name = scope.query.name("s")
+            scope.query.constants[name] = shape
+            return f"{name}({code})"
+        return code
 
     def field(
         self, f: fields.Field, scope: _Scope, declared: Mapping[str, Prefetch], where: str
@@ -1103,6 +1130,8 @@ class ReadPlan:
     compiled_fields: tuple[str, ...] = ()
     instance_fields: tuple[str, ...] = ()
     _serializer: BaseSerializer | None = field(default=None, repr=False)
+    _shape: Callable[[Any], Any] | None = field(default=None, repr=False)
+    _list_shape: Callable[[Any], Any] | None = field(default=None, repr=False)
 
     @property
     def compiled(self) -> bool:
@@ -1148,7 +1177,12 @@ class ReadPlan:
         token = _context.set(context if context is not None else {})
         built = _built.set(self._serializer)
         try:
-            return root.render(rows, using)
+            data = root.render(rows, using)
+            shape = self._shape
+            if shape is not None:  # compiled_postprocess, of the request's serializer if bound
+                shape = _postprocess(self._serializer) or shape if self._serializer else shape
+                data = [shape(item) for item in data]
+            return data
         finally:
             _built.reset(built)
             _context.reset(token)
@@ -1161,7 +1195,23 @@ class ReadPlan:
             serializer_class = self.serializer_class
             queryset = optimize(queryset, serializer_class)
             return serializer_class(queryset, many=True, context=context or {}).data
-        return self.render(list(self.rows(queryset)), context, queryset.db)
+        return self.shape_list(self.render(list(self.rows(queryset)), context, queryset.db))
+
+    @property
+    def shapes_lists(self) -> bool:
+        """Whether its list serializer's ``compiled_postprocess`` applies to rendered lists."""
+        return self._list_shape is not None
+
+    def shape_list(self, data: list[Any]) -> list[Any]:
+        """``data``, rendered rows of a list, as its list serializer's ``compiled_postprocess``
+        shapes them (retrieves and single representations do not go through it)."""
+        if self._list_shape is None:
+            return data
+        shape = self._list_shape
+        built = self._serializer
+        if built is not None and isinstance(built.parent, ListSerializer):  # the request's
+            shape = _postprocess(built.parent) or shape
+        return cast("list[Any]", shape(data))
 
     def _compiled(self) -> _Query:
         if self._root is None:
@@ -1205,7 +1255,9 @@ def _instance_plan(
 _OWN_METHOD = {
     "to_representation": (
         "changes what DRF returns per instance; move that logic into fields "
-        "(@batch method fields, annotations declared with @requires) to compile it"
+        "(@batch method fields, annotations declared with @requires), or, when it only "
+        "post-processes the dict super().to_representation() returns, move that step into a "
+        "method named by compiled_postprocess to compile it"
     ),
     "get_fields": (
         "may build different fields per request; declare the fields on the class to compile it"
@@ -1253,7 +1305,13 @@ def _compile(serializer_class: type[BaseSerializer], name: str) -> ReadPlan:
     model = getattr(getattr(serializer_class, "Meta", None), "model", None)
     if model is None:
         return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
-    overridden = [m for m in _DRF_ONLY_METHODS if _class_defines_outside_drf(serializer_class, m)]
+    declared = isinstance(getattr(serializer_class, "compiled_postprocess", None), str)
+    overridden = [
+        m
+        for m in _DRF_ONLY_METHODS
+        if _class_defines_outside_drf(serializer_class, m)
+        and not (m == "to_representation" and declared)
+    ]
     if overridden:  # decided without building one: its __init__ may need a request
         return ReadPlan(
             serializer_class, tuple(f"{name}: its own {m}() {_OWN_METHOD[m]}" for m in overridden)
@@ -1288,10 +1346,21 @@ def _compile_tree(
     compiler = _Compiler(child)
     root = _Query()
     split = _Split(root.name("i"))
-    if listing is not None and _defined_outside_drf(listing, "to_representation"):
-        why = f"{_kind(listing)}.to_representation() is its own code, which needs instances"
-        compiler.fail(f"{name}[]", listing, why)
-        return ReadPlan(serializer_class, tuple(compiler.reasons))
+    try:
+        shape = _postprocess(child) if _defined_outside_drf(child, "to_representation") else None
+        list_shape = None
+        if listing is not None and _defined_outside_drf(listing, "to_representation"):
+            list_shape = _postprocess(listing)
+            if list_shape is None:
+                why = (
+                    f"{_kind(listing)}.to_representation() is its own code, which needs "
+                    "instances; when it only post-processes the list super().to_representation() "
+                    "returns, move that step into a method named by compiled_postprocess"
+                )
+                compiler.fail(f"{name}[]", listing, why)
+                return ReadPlan(serializer_class, tuple(compiler.reasons))
+    except TypeError as exc:
+        return ReadPlan(serializer_class, (f"{name}: {exc}",))
     try:
         code = compiler.serializer(child, _Scope(root, model), name, split)
     except Exception as exc:  # its fields, built without a request, say
@@ -1314,6 +1383,8 @@ def _compile_tree(
         root,
         tuple(name for name, _ in split.compiled),
         tuple(name for name, _ in split.instance),
+        _shape=shape,
+        _list_shape=list_shape,
     )
 
 
@@ -1355,7 +1426,8 @@ def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) 
     model = getattr(getattr(serializer_class, "Meta", None), "model", None)
     if model is None:
         return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
-    if _class_defines_outside_drf(serializer_class, "to_representation"):
+    declared = isinstance(getattr(serializer_class, "compiled_postprocess", None), str)
+    if _class_defines_outside_drf(serializer_class, "to_representation") and not declared:
         why = _OWN_METHOD["to_representation"]
         return ReadPlan(serializer_class, (f"{name}: its own to_representation() {why}",))
     # The plan outlives this serializer's request: its fields read the render's context.

@@ -165,7 +165,7 @@ class ReadPathMixin(_View):
             return None
         context, using = self.get_serializer_context(), queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
-        return rows, lambda page: plan.render(page, context, using)
+        return rows, lambda page: plan.shape_list(plan.render(page, context, using))
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         instance = args[0] if args else kwargs.get("instance")
@@ -245,6 +245,8 @@ class FastReadMixin(ReadPathMixin):
         else:
             # mypy#11470: classes are Hashable, as functools.cache requires
             plan = compile_read_plan(serializer_class)  # type: ignore[arg-type]
+        if action == "list" and action in getattr(self, "caches", ()) and plan.shapes_lists:
+            return None  # the cache stores each object's representation, not lists
         return plan if plan.compiled else None
 
 
