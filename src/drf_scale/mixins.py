@@ -238,16 +238,21 @@ class FastReadMixin(ReadPathMixin):
     def compile_read_plan(self, action: str) -> ReadPlan | None:
         serializer_class = self.get_serializer_class()
         if _builds_per_request(self, serializer_class):
-            if action in getattr(self, "caches", ()):  # one cache namespace per class
+            if self._caches_representations():  # one cache namespace per class
                 return None
             built = self.get_serializer(many=True) if action == "list" else self.get_serializer()
             plan = compile_read_plan_for(built)
         else:
             # mypy#11470: classes are Hashable, as functools.cache requires
             plan = compile_read_plan(serializer_class)  # type: ignore[arg-type]
-        if action == "list" and action in getattr(self, "caches", ()) and plan.shapes_lists:
+        if action == "list" and plan.shapes_lists and self._caches_representations():
             return None  # the cache stores each object's representation, not lists
         return plan if plan.compiled else None
+
+    def _caches_representations(self) -> bool:
+        """Whether the representation cache (``drf_scale.cache``) serves this request."""
+        cache = getattr(self, "get_representation_cache", None)
+        return cache is not None and cache() is not None
 
 
 def _builds_per_request(view: Any, serializer_class: type[BaseSerializer]) -> bool:
