@@ -40,11 +40,10 @@ END = "<!-- bench:serialization:end -->"
 Serialize = Callable[[int], bytes]
 
 
-def setup_django(database_url: str) -> None:
-    """The reference service's settings on the benchmark database, DEBUG off."""
-    os.environ.update(
-        DATABASE_URL=database_url, DEBUG="0", DJANGO_SETTINGS_MODULE="example.settings"
-    )
+def setup_django(database_url: str, settings: str = "example.settings") -> None:
+    """The reference service's settings (or ``settings``) on the benchmark database, DEBUG
+    off."""
+    os.environ.update(DATABASE_URL=database_url, DEBUG="0", DJANGO_SETTINGS_MODULE=settings)
     sys.path.insert(0, str(EXAMPLE))
     import django
 

@@ -360,3 +360,17 @@ def test_counts_replace_block_keeps_the_other_blocks():
 
     assert new == f"{text}\n{COUNTS_START}\ncounts v1\n{COUNTS_END}\n"
     assert replace_counts(new, "counts v2") == new.replace("counts v1", "counts v2")
+
+
+def test_zoo_targets_and_table():
+    from bench.zoo import Case, met, table, target
+
+    assert (target(0.75), target(0.25), target(0.0)) == (">= 2x", ">= 0.95x", ">= 0.95x")
+    assert met(0.5, 2.0) and not met(0.5, 1.9)
+    assert met(0.0, 0.96) and not met(0.0, 0.94)
+    case = Case("hyperlinked", "HyperlinkedDeviceSerializer", 1.0, {})
+    times = {"drf": [30.0, 31.0, 29.0], "drf_scale": [10.0, 9.0, 11.0]}
+    assert table({("hyperlinked", 100): (case, times)}).splitlines()[2] == (
+        "| hyperlinked | HyperlinkedDeviceSerializer | 100% | 100 | 30.00 | 10.00 | 3.00x "
+        "| >= 2x | yes |"
+    )

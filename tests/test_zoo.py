@@ -29,6 +29,7 @@ factory = APIRequestFactory()
 # the staff user and the plain user when they differ. Paged views count the rows first.
 QUERIES: dict[str, tuple[int, int, int, int] | dict[str, tuple[int, int, int, int]]] = {
     "hyperlinked": (2, 2, 2, 2),
+    "hyperlinked to-many": (4, 12, 3, 3),  # the labels: one query
     # Ours: compiled per field set; the count, the rows, the instances of family.
     "dynamic fields": (6, 22, 3, 3),
     "dynamic omit": (6, 22, 3, 3),

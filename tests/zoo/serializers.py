@@ -25,6 +25,14 @@ class HyperlinkedDeviceSerializer(serializers.HyperlinkedModelSerializer):
         fields = ["url", "id", "name", "maker", "series"]
 
 
+class HyperlinkedGadgetrySerializer(serializers.HyperlinkedModelSerializer):
+    """Links to a nullable foreign key and through a many-to-many, a custom model field."""
+
+    class Meta:
+        model = Gadgetry
+        fields = ["url", "id", "name", "mac", "gadget", "labels"]
+
+
 # 2. Base serializers that shape their fields per request.
 
 

@@ -65,6 +65,7 @@ class Shape:
 
 SHAPES = [
     Shape("hyperlinked", zoo.HyperlinkedDeviceSerializer, Device.objects.all()),
+    Shape("hyperlinked to-many", zoo.HyperlinkedGadgetrySerializer, Gadgetry.objects.all()),
     Shape(
         "dynamic fields",
         zoo.DynamicDeviceSerializer,
