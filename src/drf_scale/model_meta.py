@@ -147,7 +147,7 @@ def _relation(model: type[models.Model], field: Any) -> Relation | None:
         accessor, back = field.get_accessor_name() or field.name, field.field.name
     else:
         # Django 6.0 made ManyToManyField non-concrete: test for it by class, not by ``concrete``.
-        if isinstance(field, models.ManyToManyField):
+        if isinstance(field, models.ManyToManyField) or field.many_to_many:  # django-taggit too
             kind = Kind.MANY_TO_MANY
         elif field.concrete:
             kind, attname, null = Kind.FOREIGN_KEY, field.attname, bool(field.null)
