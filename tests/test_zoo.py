@@ -127,3 +127,21 @@ def test_serializers_shaped_per_request_compile_in_the_drop_in_viewset(name: str
     from tests.zoo.views import BY_NAME
 
     assert view_plan(BY_NAME[name], staff=True) is not None
+
+
+@pytest.mark.parametrize("who", ["staff", "user"])
+@pytest.mark.parametrize("shape", params())
+def test_the_zoo_retrieves_drfs_json(shape: Shape, who: str):
+    zoo = make_zoo(4)
+    user = zoo.staff if who == "staff" else zoo.user
+    for pk in shape.queryset.model.objects.order_by("pk").values_list("pk", flat=True)[:2]:
+        bodies = []
+        for scale in (False, True):
+            view = shape.view(scale).as_view({"get": "retrieve"})
+            request = factory.get(f"/zoo/{pk}/", shape.query)
+            force_authenticate(request, user)
+            response = view(request, pk=pk)
+            response.render()
+            assert response.status_code == 200, response.content
+            bodies.append(json.dumps(json.loads(response.content)))
+        assert bodies[1] == bodies[0]
