@@ -138,6 +138,18 @@ def table(results: dict[tuple[str, int], tuple[Case, dict[str, list[float]]]]) -
     return "\n".join(lines)
 
 
+def verdict(results: dict[tuple[str, int], tuple[Case, dict[str, list[float]]]]) -> str:
+    """One line: how many rows meet their target, and which do not."""
+    missed = []
+    for (_, n), (case, times) in results.items():
+        ratio = statistics.median(times["drf"]) / statistics.median(times["drf_scale"])
+        if not met(case.coverage, ratio):
+            missed.append(f"{case.shape} at {n:,} rows ({ratio:.2f}x)")
+    total = len(results)
+    head = f"Targets met on {total - len(missed)} of {total} rows"
+    return f"{head}; not met: {', '.join(missed)}." if missed else f"{head}."
+
+
 def block(results: dict[Any, Any], command: str, repeat: int) -> str:
     import django
     import rest_framework
@@ -158,6 +170,8 @@ plans, DRF's JSONRenderer; `drf_scale`: the read plan executed (a plan that does
 DRF on the planned queryset), ORJSONRenderer. Median of {repeat} interleaved runs after a \
 warm-up. Targets: at least {SPEEDUP:g}x DRF where at least half the fields compile, never \
 slower than DRF (at most {SLOWDOWN}x its time) elsewhere.
+
+{verdict(results)}
 
 {table(results)}"""
 
