@@ -18,7 +18,7 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 from drf_scale import fast as fast_module
 from drf_scale.cache.views import render_by_pk
 from drf_scale.fast import batch, compile_read_plan
-from drf_scale.mixins import FastReadMixin, ReadWriteSerializerMixin
+from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin, ReadWriteSerializerMixin
 from drf_scale.planner import optimize
 from tests.fastapp import serializers as fast
 from tests.fastapp.data import make_gadgets
@@ -431,3 +431,27 @@ def test_a_nested_override_without_postprocess_is_an_instance_field():
     assert "WithUnshaped.maker: Unshaped — Unshaped.to_representation()" in plan.fallback_reasons[0]
     queryset = Gadget.objects.order_by("id")
     assert as_json(plan.execute(queryset)) == drf(WithUnshaped, queryset)
+
+
+class ContextFromQueryset:
+    """paperless-ngx's shape: the serializer context reads the view's queryset."""
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["visible"] = self.get_queryset().count() if self.action == "list" else None
+        return context
+
+
+class ContextFast(ContextFromQueryset, OptimizedQuerysetMixin, DynamicFast):
+    pass
+
+
+class ContextPlain(ContextFromQueryset, DynamicPlain):
+    pass
+
+
+def test_a_context_that_reads_the_queryset_compiles_without_recursion():
+    make_gadgets(3)
+    path = "/gadgets/?fields=id,name"
+    assert get(ContextFast, "list", path) == get(ContextPlain, "list", path)
+    assert get(ContextFast, "list") == get(ContextPlain, "list")

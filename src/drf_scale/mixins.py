@@ -232,6 +232,9 @@ class FastReadMixin(ReadPathMixin):
         if self._read_plans is None:
             self._read_plans = {}
         if action not in self._read_plans:
+            # None while compiling: building the serializer may ask again (an app's
+            # get_serializer_context() calling get_queryset(), as paperless-ngx's does).
+            self._read_plans[action] = None
             self._read_plans[action] = self.compile_read_plan(action)
         return self._read_plans[action]
 
