@@ -73,7 +73,7 @@ def met(coverage: float, ratio: float) -> bool:
     return ratio >= (SPEEDUP if coverage >= 0.5 else 1 / SLOWDOWN)
 
 
-def cases(smoke_limit: int | None = None) -> list[Case]:
+def cases(smoke_limit: int | None = None, names: list[str] | None = None) -> list[Case]:
     """A DRF and a drf_scale rendering of each shape, for the zoo's plain user."""
     from django.contrib.auth import get_user_model
     from rest_framework.renderers import JSONRenderer
@@ -86,7 +86,7 @@ def cases(smoke_limit: int | None = None) -> list[Case]:
 
     user = get_user_model().objects.get(username="zoo-user")
     found = []
-    for shape in SHAPES[:smoke_limit]:
+    for shape in [s for s in SHAPES if names is None or s.name in names][:smoke_limit]:
         view = shape.view(scale=False)(
             action_map={"get": "list"}, args=(), kwargs={}, format_kwarg=None
         )
@@ -192,14 +192,15 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     print(f"bench.zoo: data ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     results = {}
     with override_settings(**SETTINGS):  # the zoo's URL names, MEDIA_URL
-        for case in cases(3 if args.smoke else None):
+        names = args.shapes.split(",") if args.shapes else None
+        for case in cases(3 if args.smoke else None, names):
             for n in rows:
                 check_same_json(case.implementations, n)  # also the warm-up
                 results[case.shape, n] = (case, measure(case.implementations, n, args.repeat))
     command = "python -m bench.zoo " + " ".join(args.argv)
     content = block(results, command.strip(), args.repeat)
     print(content)
-    if not (args.no_write or args.smoke):
+    if not (args.no_write or args.smoke or args.shapes):
         text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
         BENCHMARKS.write_text(replace_block(text, content, START, END))
 
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per implementation")
     parser.add_argument("--database-url", default=None, help=f"default {DEFAULT_DATABASE_URL}")
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
+    parser.add_argument("--shapes", help="comma-separated shape names (default: all; no write)")
     parser.add_argument(
         "--smoke", action="store_true", help="3 shapes, 20 rows, in-memory SQLite, no write"
     )
