@@ -386,7 +386,7 @@ def test_read_path_checks_build_a_request_for_get_serializer_class():
     reasons = compile_read_plan(checks_urls.ShoutingSerializer).fallback_reasons
     assert len(reasons) == 2  # shout and whisper: W032 names both
     assert messages["drf_scale.W032", "ByUserFast"].msg == (
-        "ByUserFast renders ShoutingSerializer through DRF, not its compiled plan: "
+        "ByUserFast: ShoutingSerializer renders through DRF, not its compiled plan: "
         f"{reasons[0]}; {reasons[1]}."
     )
     uninspected = messages["drf_scale.W033", "ByPkFast"].msg

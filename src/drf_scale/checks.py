@@ -394,12 +394,12 @@ def _introspected(view_class: type) -> list[CheckMessage]:
 def _fallbacks(view_class: type) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for serializer_class in sorted(_serializer_classes(view_class), key=str):
-        reasons = compile_read_plan(serializer_class).fallback_reasons
-        if reasons:
+        plan = compile_read_plan(serializer_class)
+        if plan.fallback_reasons:
             messages.append(
                 Warning(
-                    f"{view_class.__name__} renders {serializer_class.__name__} through DRF, "
-                    f"not its compiled plan: {'; '.join(reasons)}.",
+                    f"{view_class.__name__}: {plan.describe()}: "
+                    f"{'; '.join(plan.fallback_reasons)}.",
                     hint="Give method fields a @drf_scale.fast.batch hint, read columns, "
                     "relations or declared annotations.",
                     obj=view_class,

@@ -1138,6 +1138,18 @@ class ReadPlan:
         """Whether the plan runs (every field compiled, or some rendering from instances)."""
         return self._root is not None
 
+    def describe(self) -> str:
+        """How the plan renders its serializer, in a sentence (for checks and the audit)."""
+        name = self.serializer_class.__name__
+        if self._root is None:
+            return f"{name} renders through DRF, not its compiled plan"
+        if self.instance_fields:
+            return (
+                f"{name} renders {', '.join(self.instance_fields)} through DRF from instances "
+                f"({self.coverage:.0%} of its fields compiled)"
+            )
+        return f"{name} is compiled"
+
     @property
     def coverage(self) -> float:
         """The share of the serializer's fields that compiled: 1.0 fully, 0.0 through DRF."""

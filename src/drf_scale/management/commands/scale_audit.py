@@ -8,7 +8,8 @@ that needs it (0 -> 1 -> 1), is a fixed cost, reported but not a finding. Each r
 verdict: ok, N+1 (with the fingerprint, the serializer field path, and the serializer method
 that ran it, a ``to_representation`` override say), over budget, plan incomplete (fields the
 planner cannot see), slow path (a FastReadMixin view whose serializer falls back to DRF, with
-every reason), an HTTP error, or no data. ``--json`` prints a JSON list; the command exits 1
+every reason), partly compiled (some of its fields render from instances, each with its
+reason), an HTTP error, or no data. ``--json`` prints a JSON list; the command exits 1
 when any route has a finding, so CI can gate on it.
 """
 
@@ -95,7 +96,8 @@ def discover_routes(
 
 @dataclass
 class Finding:
-    # "N+1", "fixed cost", "over budget", "plan incomplete", "slow path" or "error"
+    # "N+1", "fixed cost", "over budget", "plan incomplete", "slow path", "partly compiled"
+    # or "error"
     verdict: str
     detail: str
     field_paths: list[str] = field(default_factory=list)
@@ -235,10 +237,11 @@ class Auditor:
         if isinstance(view, FastReadMixin):
             # mypy#11470: classes are Hashable, as functools.cache requires
             serializer_class = view.get_serializer_class()
-            reasons = list(compile_read_plan(serializer_class).fallback_reasons)  # type: ignore[arg-type]
-            if reasons:
-                detail = f"{serializer_class.__name__} renders through DRF, not its compiled plan"
-                report.findings.append(Finding("slow path", detail, reasons=reasons))
+            plan = compile_read_plan(serializer_class)  # type: ignore[arg-type]
+            if plan.fallback_reasons:
+                reasons = list(plan.fallback_reasons)
+                verdict = "slow path" if not plan.compiled else "partly compiled"
+                report.findings.append(Finding(verdict, plan.describe(), reasons=reasons))
         return report
 
     def call(self, report: RouteReport, view: GenericAPIView) -> list[QueryLog]:
