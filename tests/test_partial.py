@@ -24,7 +24,13 @@ from tests.fastapp import serializers as fast
 from tests.fastapp.data import make_gadgets
 from tests.fastapp.models import Gadget, Part
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("partial_compilation")]
+
+
+@pytest.fixture
+def partial_compilation(settings):
+    """Partial plans are opt-in (DRF_SCALE["PARTIAL_COMPILATION"]); these tests are theirs."""
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": True}
 
 
 def as_json(data) -> str:
@@ -459,3 +465,11 @@ def test_a_context_that_reads_the_queryset_compiles_without_recursion():
     path = "/gadgets/?fields=id,name"
     assert get(ContextFast, "list", path) == get(ContextPlain, "list", path)
     assert get(ContextFast, "list") == get(ContextPlain, "list")
+
+
+def test_partial_plans_are_opt_in(settings):
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": False}
+    plan = compile_read_plan(PartialGadgetSerializer)
+    assert (plan.compiled, plan.coverage, plan.instance_fields) == (False, 0.0, ())
+    assert len(plan.fallback_reasons) == len(INSTANCE)  # each field that does not compile
+    assert plan.describe() == "PartialGadgetSerializer renders through DRF, not its compiled plan"

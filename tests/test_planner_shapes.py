@@ -94,7 +94,9 @@ def test_read_plan_rows_and_execute_take_a_manager():
     assert plan.execute(Device.objects) == expected
 
 
-def test_a_fallback_plan_executes_a_manager():
+def test_a_fallback_plan_executes_a_manager(settings):
+    settings.DRF_SCALE = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": True}
+
     class Described(DeviceRowSerializer):
         shout = serializers.SerializerMethodField()  # no @batch: DRF renders
 

@@ -53,8 +53,10 @@ BUGS: dict[str, str] = {}
 
 
 @pytest.fixture
-def zoo_settings():
-    with override_settings(**SETTINGS):
+def zoo_settings(settings):
+    """The zoo's URLs, and partial plans on (opt-in): they must render DRF's JSON too."""
+    partial = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": True}
+    with override_settings(**SETTINGS, DRF_SCALE=partial):
         yield
 
 

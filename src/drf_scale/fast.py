@@ -15,8 +15,10 @@ URL reversed once per render), ``FileField``/``ImageField`` (the storage's URL) 
 A root field the compiler cannot read from columns (a method field without ``@batch``, a
 field that needs the instance, a nested serializer with such a field) renders through its own
 DRF field from model instances loaded in one planned query per render, merged into each row in
-the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``). A
-serializer with no field but its primary key compiled renders through DRF instead.
+the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
+``DRF_SCALE["PARTIAL_COMPILATION"]`` is on (off by default: measured, such a plan is not yet
+faster than DRF, see BENCHMARKS.md's zoo). A serializer with no field but its primary key
+compiled renders through DRF instead.
 ``ReadPlan.fallback_reasons`` names each such field: ``"<path>: <field class> — <why>"``.
 It is logged once per class, as a WARNING.
 """
@@ -1381,7 +1383,8 @@ def _compile_tree(
     if split.instance:
         pk = model._meta.pk
         keys = ([pk.name], [pk.attname], ["pk"])
-        if all(f.source_attrs in keys for _, f in split.compiled):  # DRF's path costs less
+        only_keys = all(f.source_attrs in keys for _, f in split.compiled)
+        if only_keys or not scale_settings.PARTIAL_COMPILATION:  # DRF's path costs less
             return ReadPlan(serializer_class, reasons)
         key = pk_attname(model)
         root.read(key)

@@ -43,6 +43,11 @@ Roots = dict[type[models.Model], set[Any]]
 _UID = "drf_scale.cache"
 
 
+# The hops whose far row holds the key: a review (reverse foreign key), a product's warranty
+# (reverse one-to-one), a generic relation's row.
+HOLDER_KINDS = (Kind.REVERSE_FOREIGN_KEY, Kind.REVERSE_ONE_TO_ONE, Kind.GENERIC_RELATION)
+
+
 @dataclass(frozen=True)
 class Dependency:
     """``root`` objects embed rows of another model at ``path`` ("" for the root's own row)."""
@@ -58,9 +63,13 @@ class Dependency:
 
     @functools.cached_property
     def holds_pointer(self) -> bool:
-        """Whether the row at the path holds the foreign key of its last hop (a review)."""
+        (
+            """Whether the row at the path holds the foreign key of its last hop (a review, a
+        product's warranty): moving it to another root changes that root and the one it left."""
+            ""
+        )
         hop = self.last_hop
-        return hop is not None and hop.kind in (Kind.REVERSE_FOREIGN_KEY, Kind.GENERIC_RELATION)
+        return hop is not None and hop.kind in HOLDER_KINDS
 
     def roots(self, pks: Iterable[Any]) -> set[Any]:
         """The pks of the roots that reach any of these rows, read now."""
