@@ -473,3 +473,31 @@ def test_partial_plans_are_opt_in(settings):
     assert (plan.compiled, plan.coverage, plan.instance_fields) == (False, 0.0, ())
     assert len(plan.fallback_reasons) == len(INSTANCE)  # each field that does not compile
     assert plan.describe() == "PartialGadgetSerializer renders through DRF, not its compiled plan"
+
+
+class CountingContext:
+    """A context that costs queries, as paperless-ngx's does: built once per read."""
+
+    contexts = 0
+
+    def get_serializer_context(self):
+        CountingContext.contexts += 1
+        return super().get_serializer_context()
+
+
+class CountedFast(CountingContext, DynamicFast):
+    pass
+
+
+class CountedPlain(CountingContext, DynamicPlain):
+    pass
+
+
+@pytest.mark.parametrize("action", ["list", "retrieve"])
+def test_a_read_builds_the_serializer_context_once(action):
+    gadget = make_gadgets(2)[0]
+    kwargs = {"pk": gadget.pk} if action == "retrieve" else {}
+    CountingContext.contexts = 0
+    fast = get(CountedFast, action, "/gadgets/?fields=id,name", **kwargs)
+    assert CountingContext.contexts == 1
+    assert fast == get(CountedPlain, action, "/gadgets/?fields=id,name", **kwargs)

@@ -85,6 +85,7 @@ class ReadPathMixin(_View):
 
     _unpaginated: RenderedRows | None = None
     _access_checked = False
+    _read_context: Any = None
 
     # Questions the capabilities answer; the defaults switch everything off.
 
@@ -122,7 +123,14 @@ class ReadPathMixin(_View):
         self.check_object_access()
         queryset = self.filter_queryset(self.get_queryset())
         row = get_object_or_404(plan.rows(queryset), **self.object_lookup())
-        return Rendered(plan.render([row], self.get_serializer_context(), queryset.db)[0])
+        return Rendered(plan.render([row], self.read_context(), queryset.db)[0])
+
+    def read_context(self) -> Any:
+        """The serializer context of this read, built once per request: an application's
+        ``get_serializer_context()`` may query (paperless-ngx's reads the whole queryset)."""
+        if self._read_context is None:
+            self._read_context = self.get_serializer_context()
+        return self._read_context
 
     def object_lookup(self) -> dict[str, Any]:
         """The filter naming the object of this detail request, as DRF's get_object builds it."""
@@ -163,7 +171,7 @@ class ReadPathMixin(_View):
         plan = self.get_read_plan()
         if plan is None:
             return None
-        context, using = self.get_serializer_context(), queryset.db
+        context, using = self.read_context(), queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
         return rows, lambda page: plan.shape_list(plan.render(page, context, using))
 
@@ -244,6 +252,7 @@ class FastReadMixin(ReadPathMixin):
             if self._caches_representations():  # one cache namespace per class
                 return None
             built = self.get_serializer(many=True) if action == "list" else self.get_serializer()
+            self._read_context = built.context  # the one context of this request's reads
             plan = compile_read_plan_for(built)
         else:
             # mypy#11470: classes are Hashable, as functools.cache requires

@@ -377,9 +377,7 @@ class CachedListMixin(CachedViewMixin):
             if response is not None:
                 raise EarlyResponse(response)
         pk_name = queryset.model._meta.pk.attname
-        render_misses = functools.partial(
-            render_by_pk, plan, queryset, context=self.get_serializer_context()
-        )
+        render_misses = functools.partial(render_by_pk, plan, queryset, context=self.read_context())
 
         def render(page: list[Any]) -> list[Any]:
             pks = [row[pk_name] for row in page]
