@@ -34,8 +34,14 @@ def make_articles(count: int) -> None:
 
 def render(queryset) -> tuple[str, int]:
     with CaptureQueriesContext(connection) as queries:
-        data = json.dumps(ArticleSerializer(queryset, many=True).data)
-    return data, len(queries)
+        data = ArticleSerializer(queryset, many=True).data
+    return normalized(data), len(queries)
+
+
+def normalized(data) -> str:
+    """The JSON with each row's tags sorted: taggit's tags have no order (PostgreSQL returns
+    them in any), so DRF's own order differs between two queries."""
+    return json.dumps([{**row, "tags": sorted(row["tags"])} for row in data])
 
 
 def test_a_taggable_manager_is_a_many_to_many_relation():
@@ -54,5 +60,4 @@ def test_tagged_rows_render_as_drf_in_constant_queries(rows):
     assert (naive, queries) == (1 + rows, 2)
     plan = compile_read_plan(ArticleSerializer)
     assert plan.fallback_reasons == ()
-    compiled = json.dumps(plan.execute(Article.objects.all()))
-    assert compiled == expected
+    assert normalized(plan.execute(Article.objects.all())) == expected
