@@ -1,5 +1,6 @@
 """ServerTimingMiddleware under WSGI and ASGI, with its own tiny URLconf."""
 
+import json
 import logging
 import re
 
@@ -8,11 +9,16 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler
-from django.http import JsonResponse
+from django.db import InterfaceError, InternalError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.test import AsyncClient, Client
 from django.urls import path
 
-from drf_scale.middleware import RequestTiming, ServerTimingMiddleware
+from drf_scale.middleware import (
+    DatabaseUnavailableMiddleware,
+    RequestTiming,
+    ServerTimingMiddleware,
+)
 
 
 def three_queries(request):
@@ -125,3 +131,15 @@ async def test_async_stack_times_a_sync_view(settings):
     settings.MIDDLEWARE = ONLY_TIMING
     response = await AsyncClient().get("/three/")
     assert response.timing.queries == 3
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError, InternalError])
+def test_a_database_fault_is_a_503_with_retry_after(rf, error):
+    """InternalError included: PgBouncer answered a COMMIT twice while PostgreSQL stopped
+    (psycopg: "received 2 results from command 'COMMIT'"); the write's outcome is unknown."""
+    middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
+    response = middleware.process_exception(rf.patch("/api/products/1/"), error("gone"))
+    assert response is not None
+    assert (response.status_code, response["Retry-After"]) == (503, "1")
+    assert json.loads(response.content) == {"detail": "The database is unavailable. Retry shortly."}
+    assert middleware.process_exception(rf.get("/"), ValueError("a bug")) is None

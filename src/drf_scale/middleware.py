@@ -16,7 +16,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, InternalError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from drf_scale.conf import query_checks_mode, scale_settings
@@ -125,8 +125,10 @@ class DatabaseUnavailableMiddleware:
     """A view that cannot reach the database answers 503 with ``Retry-After`` and a JSON body.
 
     Django's ``OperationalError`` and ``InterfaceError`` (a refused or lost connection, a
-    pooler that cannot log in to the server) become a 503 instead of a 500; Django closes the
-    broken connection at the end of the request, so the next one connects again.
+    pooler that cannot log in to the server) and ``InternalError`` (a COMMIT the server could
+    not confirm: PgBouncer answering it twice while PostgreSQL stops) become a 503 instead of
+    a 500; Django closes the broken connection at the end of the request, so the next one
+    connects again.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -136,7 +138,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not isinstance(exception, OperationalError | InterfaceError | InternalError):
             return None
         logging.getLogger("drf_scale.db").warning(
             "%s %s: the database is unavailable: %s", request.method, request.path, exception
