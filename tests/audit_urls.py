@@ -16,6 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin
+from tests.checks_urls import ShoutingSerializer
 from tests.testapp.models import Brand, Category, Product
 
 
@@ -94,26 +95,9 @@ class OverriddenViewSet(OptimizedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     query_budget = 100
 
 
-class TwiceUnbatchedSerializer(serializers.ModelSerializer):
-    """Two method fields without a @batch hint: two reasons the plan falls back."""
-
-    shout = serializers.SerializerMethodField()
-    whisper = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Product
-        fields = ["id", "shout", "whisper"]
-
-    def get_shout(self, product: Product) -> str:
-        return product.name.upper()
-
-    def get_whisper(self, product: Product) -> str:
-        return product.name.lower()
-
-
 class FallingViewSet(FastReadMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Product.objects.order_by("id")
-    serializer_class = TwiceUnbatchedSerializer
+    serializer_class = ShoutingSerializer
     pagination_class = Pages
     permission_classes = [AllowAny]
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from drf_scale.fast import compile_read_plan
 from drf_scale.management.commands.scale_audit import fit_sizes, grows_with_rows
-from tests.audit_urls import TwiceUnbatchedSerializer
+from tests.checks_urls import ShoutingSerializer
 from tests.testapp.data import make_catalog
 from tests.testapp.models import Brand, Category, Product
 
@@ -194,16 +194,16 @@ def test_an_override_that_requeries_past_the_plan_is_named() -> None:
 
 
 def test_a_slow_path_lists_every_reason() -> None:
-    reasons = list(compile_read_plan(TwiceUnbatchedSerializer).fallback_reasons)
+    reasons = list(compile_read_plan(ShoutingSerializer).fallback_reasons)
     # The wording is fast.py's; every field that does not compile has one.
     assert [reason.split(":")[0] for reason in reasons] == [
-        "TwiceUnbatchedSerializer.shout",
-        "TwiceUnbatchedSerializer.whisper",
+        "ShoutingSerializer.shout",
+        "ShoutingSerializer.whisper",
     ]
     report, code = audited("falling")
     assert code == 1
     (slow,) = [f for f in report["findings"] if f["verdict"] == "slow path"]
-    assert slow["detail"] == "TwiceUnbatchedSerializer renders through DRF, not its compiled plan"
+    assert slow["detail"] == "ShoutingSerializer renders through DRF, not its compiled plan"
     assert slow["reasons"] == reasons
     with override_settings(ROOT_URLCONF="tests.audit_urls"):
         table, _ = audit("--prefix", "/falling/")

@@ -57,7 +57,7 @@ def make_devices(count: int = 6) -> list[Device]:
         full = i % 2 == 0
         device = Device.objects.create(
             name=f"Device {i}",
-            mac=f"aa-bb-cc-dd-ee-{i:02x}" if full else None,
+            mac=f"aa-bb-cc-dd-{0xEE + i // 256:02x}-{i % 256:02x}" if full else None,
             cents=i * 100 - 150 if full else None,
             manual=f"manuals/naïve guide {i}.pdf" if full else ("" if i % 3 else None),
             photo="photos/p ø.png" if i % 3 == 0 else "",

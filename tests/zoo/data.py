@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
-from tests.fastapp.models import Device as Gadgetry
-from tests.fastapp.models import Gadget, Grant, Label
+from tests.fastapp.data import make_devices as make_gadgetry
+from tests.fastapp.models import Grant
 from tests.testapp.models import Device, Maker, Remark, Series
 
 # Names sort unlike the ids, so ordering by a key column and by the related name differ.
@@ -43,24 +43,3 @@ def make_zoo(count: int = 12) -> Zoo:
         if index % 3 == 0:
             Grant.objects.create(user=user, device=gadgetry)
     return Zoo(staff=staff, user=user)
-
-
-def make_gadgetry(count: int) -> list[Gadgetry]:
-    """fastapp's devices as ``tests.fastapp.data.make_devices`` makes them (custom columns,
-    files, links to gadgets and labels, or none), with MAC addresses for any ``count``."""
-    gadgets = [Gadget.objects.create(name=name) for name in ("Gadget 0", "ça va")]
-    labels = [Label.objects.create(slug=slug) for slug in ("alpha", "ça-va", "b c")]
-    devices = []
-    for i in range(count):
-        full = i % 2 == 0
-        device = Gadgetry.objects.create(
-            name=f"Device {i}",
-            mac=f"aa-bb-cc-dd-{i // 256:02x}-{i % 256:02x}" if full else None,
-            cents=i * 100 - 150 if full else None,
-            manual=f"manuals/naïve guide {i}.pdf" if full else ("" if i % 3 else None),
-            photo="photos/p ø.png" if i % 3 == 0 else "",
-            gadget=gadgets[i % 4 // 2] if full else None,
-        )
-        device.labels.set(labels[: i % 4])
-        devices.append(device)
-    return devices
