@@ -19,6 +19,7 @@ changes what a request does. ``manage.py check`` reports a stack that cannot wor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +249,8 @@ class FastReadMixin(ReadPathMixin):
 
     def compile_read_plan(self, action: str) -> ReadPlan | None:
         serializer_class = self.get_serializer_class()
-        if _builds_per_request(self, serializer_class):
+        # mypy#11470: classes are Hashable, as functools.cache requires
+        if _builds_per_request(type(self), serializer_class):  # type: ignore[arg-type]
             if self._caches_representations():  # one cache namespace per class
                 return None
             built = self.get_serializer(many=True) if action == "list" else self.get_serializer()
@@ -267,12 +269,14 @@ class FastReadMixin(ReadPathMixin):
         return cache is not None and cache() is not None
 
 
-def _builds_per_request(view: Any, serializer_class: type[BaseSerializer]) -> bool:
+@functools.cache
+def _builds_per_request(view_class: type, serializer_class: type[BaseSerializer]) -> bool:
     """Whether the serializer's fields may differ per request: its own ``__init__`` or
-    ``get_fields()``, or the view's own ``get_serializer()``."""
+    ``get_fields()``, or the view's own ``get_serializer()``. Once per pair of classes: the
+    MRO walks stay off the per-request path."""
     return any(
         _defined_outside(serializer_class, name) for name in ("__init__", "get_fields")
-    ) or _defined_outside(type(view), "get_serializer", "drf_scale.")
+    ) or _defined_outside(view_class, "get_serializer", "drf_scale.")
 
 
 def _defined_outside(cls: type, name: str, *also: str) -> bool:
