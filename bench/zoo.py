@@ -191,7 +191,10 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     prepare(max(rows))
     print(f"bench.zoo: data ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     results = {}
-    with override_settings(**SETTINGS):  # the zoo's URL names, MEDIA_URL
+    from django.conf import settings
+
+    partial = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": args.partial}
+    with override_settings(**SETTINGS, DRF_SCALE=partial):  # the zoo's URL names, MEDIA_URL
         names = args.shapes.split(",") if args.shapes else None
         for case in cases(3 if args.smoke else None, names):
             for n in rows:
@@ -200,7 +203,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     command = "python -m bench.zoo " + " ".join(args.argv)
     content = block(results, command.strip(), args.repeat)
     print(content)
-    if not (args.no_write or args.smoke or args.shapes):
+    if not (args.no_write or args.smoke or args.shapes or args.partial):
         text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
         BENCHMARKS.write_text(replace_block(text, content, START, END))
 
@@ -214,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", help="comma-separated shape names (default: all; no write)")
     parser.add_argument(
         "--smoke", action="store_true", help="3 shapes, 20 rows, in-memory SQLite, no write"
+    )
+    parser.add_argument(
+        "--partial", action="store_true", help="DRF_SCALE['PARTIAL_COMPILATION'] on (no write)"
     )
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from drf_scale.fast import compile_read_plan
+from tests.testapp.models import Device
 from tests.zoo.data import make_zoo
+from tests.zoo.serializers import DynamicDeviceSerializer, DynamicFieldsModelSerializer
 from tests.zoo.views import SETTINGS, SHAPES, Shape
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zoo_settings")]
@@ -43,7 +46,7 @@ QUERIES: dict[str, tuple[int, int, int, int] | dict[str, tuple[int, int, int, in
     "generic relation": (6, 22, 4, 4),
     "files and custom field": (2, 2, 2, 2),
     "properties and __str__": (8, 32, 2, 2),  # DRF's path, planned: one join
-    "view annotation": (2, 2, 3, 3),  # remark_count renders from instances: one more query
+    "view annotation": (2, 2, 2, 2),  # remark_count: a column of the rows
     "ordering through FKs": (2, 2, 2, 2),
     "manager queryset": (3, 11, 1, 1),  # unpaged: no count
 }
@@ -115,7 +118,7 @@ def test_coverage_where_it_is_stable():
 
     for whole in (zoo.HyperlinkedDeviceSerializer, zoo.GadgetryFilesSerializer,
                   zoo.DeviceSerializer, zoo.DeviceMakerNameSerializer,
-                  zoo.BatchedCanChangeSerializer):  # fmt: skip
+                  zoo.BatchedCanChangeSerializer, zoo.DeviceRemarkCountSerializer):  # fmt: skip
         plan = compile_read_plan(whole)
         assert plan.compiled and not plan.fallback_reasons, plan.fallback_reasons
     for drf_only in (zoo.NumberedDeviceSerializer, zoo.RemarkedDeviceSerializer):
@@ -147,3 +150,53 @@ def test_the_zoo_retrieves_drfs_json(shape: Shape, who: str):
             assert response.status_code == 200, response.content
             bodies.append(json.dumps(json.loads(response.content)))
         assert bodies[1] == bodies[0]
+
+
+class _ShoutingDynamicSerializer(DynamicDeviceSerializer):
+    """Shaped per request, and its own to_representation: its class rules compiling out."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        return {**data, "name": data["name"].upper()}
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["partial off", "partial on"])
+@pytest.mark.parametrize("serializer", [DynamicDeviceSerializer, _ShoutingDynamicSerializer])
+@pytest.mark.parametrize("action", ["list", "retrieve"])
+def test_a_serializer_shaped_per_request_is_built_once_per_request(
+    serializer, action, partial, monkeypatch
+):
+    """One build per request, as under DRF. With partial plans off, ``family`` (from
+    instances) sends DynamicDeviceSerializer to DRF's path, which renders with the serializer
+    the view built for the plan; the shouting one is never built for a plan."""
+    with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": partial}):
+        responses = _list_or_retrieve_counting_builds(serializer, action, monkeypatch)
+    assert responses[1] == responses[0]
+    assert "series" not in (responses[0] if action == "retrieve" else responses[0]["results"][0])
+
+
+def _list_or_retrieve_counting_builds(serializer, action, monkeypatch) -> list:
+    """DRF's and drf_scale's responses, each view built once per request, as asserted."""
+    make_zoo(4)
+    builds = []
+    init = DynamicFieldsModelSerializer.__init__
+
+    def counted(self, *args, **kwargs):
+        builds.append(type(self))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamicFieldsModelSerializer, "__init__", counted)
+    shape = Shape("built once", serializer, Device.objects.all(), {"omit": "series"})
+    pk = Device.objects.order_by("pk").values_list("pk", flat=True)[0]
+    responses = []
+    for scale in (False, True):
+        view = shape.view(scale).as_view({"get": action})
+        for _ in range(2):  # the first also builds one to plan the class's queryset, once
+            builds.clear()
+            request = factory.get("/zoo/", {**shape.query, "limit": 3})
+            response = view(request, pk=pk) if action == "retrieve" else view(request)
+            response.render()
+            assert response.status_code == 200, response.content
+        assert builds == [serializer]
+        responses.append(json.loads(response.content))
+    return responses

@@ -41,9 +41,10 @@ from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 
 import orjson
 from django.core.exceptions import FieldError, ObjectDoesNotExist
-from django.db import models
-from django.db.models import F, Prefetch
+from django.db import connections, models
+from django.db.models import BooleanField, F, Prefetch
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.files import (
     FieldFile,
     FileDescriptor,
@@ -90,7 +91,13 @@ if TYPE_CHECKING:
 else:
     from django.db.models.fields.related_descriptors import _filter_prefetch_queryset
 
-__all__ = ["ReadPlan", "batch", "compile_read_plan", "compile_read_plan_for"]
+__all__ = [
+    "ReadPlan",
+    "batch",
+    "compile_read_plan",
+    "compile_read_plan_for",
+    "plan_without_building",
+]
 
 logger = logging.getLogger("drf_scale.fast")
 
@@ -545,7 +552,8 @@ class _Instances:
             return []
         key, model = self.key, self.model
         queryset = self.plan.apply(model._base_manager.using(using))
-        instances = {obj.pk: obj for obj in queryset.filter(pk__in={row[key] for row in rows})}
+        page = _with_keys(queryset, {row[key] for row in rows})
+        instances = {obj.pk: obj for obj in page}
         carried = [name for name in rows[0] if "__" not in name and not hasattr(model, name)]
         built = _built.get()
         chosen = self.fields
@@ -562,6 +570,18 @@ class _Instances:
                 setattr(instance, name, row[name])
             result.append(tuple(_represent(f, name, instance) for name, f in chosen))
         return result
+
+
+def _with_keys(queryset: QuerySet, keys: set[Any]) -> QuerySet:
+    """``queryset``'s rows whose primary key is in ``keys``: one array parameter on
+    PostgreSQL, where psycopg spends milliseconds preparing a thousand ``IN`` placeholders."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return queryset.filter(pk__in=keys)
+    pk, quote = queryset.model._meta.pk, connection.ops.quote_name
+    column = f"{quote(queryset.model._meta.db_table)}.{quote(pk.column)}"
+    values = [pk.get_db_prep_value(key, connection) for key in keys]
+    return queryset.filter(RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField()))
 
 
 def _represent(f: fields.Field, name: str, instance: Any) -> Row:
@@ -585,6 +605,7 @@ class _Query:
     children: list[_Child] = field(default_factory=list)
     batches: list[_Batch] = field(default_factory=list)
     loaders: list[_Instances] = field(default_factory=list)  # the root's instance fields
+    view_annotations: dict[str, None] = field(default_factory=dict)  # read when annotated
     transform: Callable[..., list[Any]] | None = None
     counter: Iterator[int] = field(default_factory=itertools.count)
 
@@ -832,6 +853,8 @@ class _Compiler:
         if type(f).get_attribute not in _GET_ATTRIBUTE:
             why = f"{_kind(f)}.get_attribute() is its own code, which reads the instance"
             return f"{key}: {self.fail(where, f, why)}"
+        if self.view_annotation(f, scope, declared):
+            return self.annotated(f, key, scope)
         *through, last = f.source_attrs
         inner = scope
         for name in through:
@@ -865,6 +888,32 @@ class _Compiler:
             "give it allow_null=True or required=False"
         )
         return f"{key}: {self.fail(where, f, why)}"
+
+    def view_annotation(
+        self, f: fields.Field, scope: _Scope, declared: Mapping[str, Prefetch]
+    ) -> bool:
+        """Whether ``f``, a value field of the root, reads what only the view's queryset can
+        hold: an annotation, which DRF reads as an attribute of the instance."""
+        if f.parent is not self.root or len(f.source_attrs) != 1 or scope.prefix:
+            return False
+        if isinstance(f, BaseSerializer | relations.RelatedField | relations.ManyRelatedField):
+            return False
+        (name,) = f.source_attrs
+        known = name in declared or name in scope.query.annotations
+        return not known and f.default is fields.empty and not hasattr(scope.model, name)
+
+    def annotated(self, f: fields.Field, key: str, scope: _Scope) -> str:
+        """The item of a view annotation: in the rows when the view's queryset annotates it
+        (``ReadPlan.rows`` carries it), else as DRF treats a missing attribute."""
+        query = scope.query
+        name = f.source_attrs[0]
+        query.view_annotations[name] = None
+        code = query.convert(_converter(f, None), f"r[{name!r}]", True)
+        if f.required:  # DRF raises, as this does
+            return f"{key}: {code}"
+        if f.allow_null:
+            return f"{key}: ({code} if {name!r} in r else None)"
+        return f"**({{{key}: {code}}} if {name!r} in r else {{}})"
 
     def value(
         self,
@@ -1177,6 +1226,8 @@ class ReadPlan:
         queryset = queryset_of(queryset)
         annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
         carried = [name for loader in root.loaders for name in loader.annotations(queryset)]
+        selected = queryset.query.annotation_select
+        carried += [name for name in root.view_annotations if name in selected]
         columns = dict.fromkeys([*root.columns, *extra_columns, *carried])
         rows = ordered_for_values(annotated).values(*columns)
         # The same rows: a paginator counts them without the joins of the to-one columns.
@@ -1291,10 +1342,8 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     serializer with none but its primary key compiled renders through DRF. Either is logged
     once per class, as a WARNING naming each such field and why (the ``fallback_reasons``).
     """
-    name = serializer_class.__name__
-    if not scale_settings.FAST_READS:
-        return ReadPlan(serializer_class, (f"{name}: DRF_SCALE['FAST_READS'] is False",))
-    return _logged(_compile(serializer_class, name))
+    ruled_out = plan_without_building(serializer_class, many=True)
+    return _logged(ruled_out or _compile(serializer_class, serializer_class.__name__))
 
 
 def _logged(plan: ReadPlan) -> ReadPlan:
@@ -1316,15 +1365,9 @@ def _logged(plan: ReadPlan) -> ReadPlan:
 
 
 def _compile(serializer_class: type[BaseSerializer], name: str) -> ReadPlan:
-    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
-    if model is None:
-        return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
-    declared = isinstance(getattr(serializer_class, "compiled_postprocess", None), str)
+    model = serializer_class.Meta.model  # type: ignore[attr-defined]
     overridden = [
-        m
-        for m in _DRF_ONLY_METHODS
-        if _class_defines_outside_drf(serializer_class, m)
-        and not (m == "to_representation" and declared)
+        m for m in ("get_fields", "__init__") if _class_defines_outside_drf(serializer_class, m)
     ]
     if overridden:  # decided without building one: its __init__ may need a request
         return ReadPlan(
@@ -1366,12 +1409,7 @@ def _compile_tree(
         if listing is not None and _defined_outside_drf(listing, "to_representation"):
             list_shape = _postprocess(listing)
             if list_shape is None:
-                why = (
-                    f"{_kind(listing)}.to_representation() is its own code, which needs "
-                    "instances; when it only post-processes the list super().to_representation() "
-                    "returns, move that step into a method named by compiled_postprocess"
-                )
-                compiler.fail(f"{name}[]", listing, why)
+                compiler.fail(f"{name}[]", listing, _own_list_code(_kind(listing)))
                 return ReadPlan(serializer_class, tuple(compiler.reasons))
     except TypeError as exc:
         return ReadPlan(serializer_class, (f"{name}: {exc}",))
@@ -1433,24 +1471,59 @@ def compile_read_plan_for(serializer: BaseSerializer) -> ReadPlan:
     return plan.bind(child)
 
 
-def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) -> ReadPlan:
-    serializer_class = type(child)
+def plan_without_building(serializer_class: type[BaseSerializer], many: bool) -> ReadPlan | None:
+    """The plan of ``serializer_class`` (``many``: in its list serializer) when its class
+    alone rules compiling out, so a view need not build one per request to know; else None.
+    """
     name = serializer_class.__name__
     if not scale_settings.FAST_READS:
         return ReadPlan(serializer_class, (f"{name}: DRF_SCALE['FAST_READS'] is False",))
-    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
-    if model is None:
+    meta = getattr(serializer_class, "Meta", None)
+    if getattr(meta, "model", None) is None:
         return ReadPlan(serializer_class, (f"{name}: no Meta.model to read rows of",))
-    declared = isinstance(getattr(serializer_class, "compiled_postprocess", None), str)
-    if _class_defines_outside_drf(serializer_class, "to_representation") and not declared:
-        why = _OWN_METHOD["to_representation"]
+    why = _OWN_METHOD["to_representation"]
+    if _class_represents(serializer_class):
         return ReadPlan(serializer_class, (f"{name}: its own to_representation() {why}",))
+    list_class = getattr(meta, "list_serializer_class", None)
+    if many and list_class is not None and _class_represents(list_class):
+        kind = list_class.__name__
+        return ReadPlan(serializer_class, (f"{name}[]: {kind} — {_own_list_code(kind)}",))
+    return None
+
+
+def _own_list_code(kind: str) -> str:
+    return (
+        f"{kind}.to_representation() is its own code, which needs instances; when it only "
+        "post-processes the list super().to_representation() returns, move that step into a "
+        "method named by compiled_postprocess"
+    )
+
+
+def _class_represents(cls: type) -> bool:
+    """Whether ``cls`` has its own ``to_representation()`` without a ``compiled_postprocess``."""
+    declared = isinstance(getattr(cls, "compiled_postprocess", None), str)
+    return _class_defines_outside_drf(cls, "to_representation") and not declared
+
+
+def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) -> ReadPlan:
+    serializer_class = type(child)
+    ruled_out = plan_without_building(serializer_class, listing is not None)
+    if ruled_out is not None:
+        return ruled_out
+    model = serializer_class.Meta.model  # type: ignore[attr-defined]
     # The plan outlives this serializer's request: its fields read the render's context.
     root: Any = child
     while root.parent is not None:
         root = root.parent
+    context = root.__dict__.get("_context")
     root._context = _CurrentContext()
-    return _compile_tree(serializer_class, model, listing, child, name)
+    plan = _compile_tree(serializer_class, model, listing, child, serializer_class.__name__)
+    if not plan.compiled:  # DRF renders with this serializer: its own context back
+        if context is None:
+            del root._context
+        else:
+            root._context = context
+    return plan
 
 
 def _clear() -> None:

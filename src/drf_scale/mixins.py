@@ -27,9 +27,9 @@ from django.db.models import Model, QuerySet
 from django.db.models.manager import BaseManager
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
-from rest_framework.serializers import BaseSerializer
+from rest_framework.serializers import BaseSerializer, ListSerializer
 
-from drf_scale.fast import ReadPlan, compile_read_plan, compile_read_plan_for
+from drf_scale.fast import ReadPlan, compile_read_plan, compile_read_plan_for, plan_without_building
 from drf_scale.planner import optimize, queryset_of
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ class ReadPathMixin(_View):
     _unpaginated: RenderedRows | None = None
     _access_checked = False
     _read_context: Any = None
+    _prebuilt: BaseSerializer | None = None  # built for this read, for DRF to render with
 
     # Questions the capabilities answer; the defaults switch everything off.
 
@@ -186,6 +187,13 @@ class ReadPathMixin(_View):
         if self._unpaginated is not None and kwargs.get("many") and many:
             rows, self._unpaginated = self._unpaginated, None
             return Rendered(rows.render(list(rows)))
+        prebuilt = self._prebuilt
+        rendering = len(args) == 1 and not kwargs.keys() - {"many"}  # DRF's list or retrieve
+        as_list = bool(kwargs.get("many"))
+        if prebuilt is not None and rendering and as_list == isinstance(prebuilt, ListSerializer):
+            self._prebuilt = None
+            prebuilt.instance = args[0]
+            return prebuilt
         return super().get_serializer(*args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Any:
@@ -253,9 +261,13 @@ class FastReadMixin(ReadPathMixin):
         if _builds_per_request(type(self), serializer_class):  # type: ignore[arg-type]
             if self._caches_representations():  # one cache namespace per class
                 return None
+            if plan_without_building(serializer_class, action == "list") is not None:
+                return None  # no serializer built for nothing: DRF builds the one it renders
             built = self.get_serializer(many=True) if action == "list" else self.get_serializer()
             self._read_context = built.context  # the one context of this request's reads
             plan = compile_read_plan_for(built)
+            if not plan.compiled:
+                self._prebuilt = built  # DRF renders with it rather than building another
         else:
             # mypy#11470: classes are Hashable, as functools.cache requires
             plan = compile_read_plan(serializer_class)  # type: ignore[arg-type]
