@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from drf_scale.fast import compile_read_plan
@@ -49,6 +50,8 @@ QUERIES: dict[str, tuple[int, int, int, int] | dict[str, tuple[int, int, int, in
     "view annotation": (2, 2, 2, 2),  # remark_count: a column of the rows
     "ordering through FKs": (2, 2, 2, 2),
     "manager queryset": (3, 11, 1, 1),  # unpaged: no count
+    "custom related field": (4, 12, 2, 2),  # the content types: joined
+    "custom related fields, many": (4, 12, 3, 3),  # the labels: one query
 }
 
 # Shapes where drf_scale's JSON is not DRF's: bugs in the library, not in the shape.
@@ -118,7 +121,8 @@ def test_coverage_where_it_is_stable():
 
     for whole in (zoo.HyperlinkedDeviceSerializer, zoo.GadgetryFilesSerializer,
                   zoo.DeviceSerializer, zoo.DeviceMakerNameSerializer,
-                  zoo.BatchedCanChangeSerializer, zoo.DeviceRemarkCountSerializer):  # fmt: skip
+                  zoo.BatchedCanChangeSerializer, zoo.DeviceRemarkCountSerializer,
+                  zoo.RemarkTypeSerializer, zoo.GadgetryLabelsSerializer):  # fmt: skip
         plan = compile_read_plan(whole)
         assert plan.compiled and not plan.fallback_reasons, plan.fallback_reasons
     for drf_only in (zoo.NumberedDeviceSerializer, zoo.RemarkedDeviceSerializer):
@@ -200,3 +204,23 @@ def _list_or_retrieve_counting_builds(serializer, action, monkeypatch) -> list:
         assert builds == [serializer]
         responses.append(json.loads(response.content))
     return responses
+
+
+def test_compiled_reads_name_columns_or_the_field_renders_from_instances():
+    from tests.zoo.serializers import ContentTypeField, Remark
+
+    class GuessingField(ContentTypeField):
+        compiled_reads = ("app_label", "verbose_name")  # a property of ContentType
+
+    class GuessingSerializer(serializers.ModelSerializer):
+        content_type = GuessingField(read_only=True)
+
+        class Meta:
+            model = Remark
+            fields = ["id", "content_type"]
+
+    plan = compile_read_plan(GuessingSerializer)
+    assert plan.fallback_reasons == (
+        "GuessingSerializer.content_type: GuessingField — compiled_reads names "
+        "'verbose_name', no column of ContentType",
+    )

@@ -1052,12 +1052,43 @@ class _Compiler:
                 key = query.read(scope.column(step.name))
                 return query.call(_hyperlink(f), key, key)
             return self.link(f, inner, pk_attname(inner.model), where)
+        reads = self.declared_reads(f, inner, where)
+        if reads is not None:
+            if inner.present == scope.present:
+                return reads
+            assert inner.present is not None  # join() only sets a column: it differs from scope's
+            return f"({reads} if {query.read(inner.present)} is not None else None)"
         why = (
             f"it renders the related {step.related_model.__name__} instance "
-            f"of {model}.{step.name}; "
-            "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
+            f"of {model}.{step.name}; use a nested serializer, a PrimaryKeyRelatedField or a "
+            "SlugRelatedField, or declare the attributes its to_representation() reads "
+            "(compiled_reads)"
         )
         return self.fail(where, f, why)
+
+    def declared_reads(self, f: fields.Field, scope: _Scope, where: str) -> str | None:
+        """A related field of its own whose ``to_representation()`` reads only the attributes
+        it names in ``compiled_reads``: called with an object holding just those columns of
+        the related row. None: it declares none."""
+        names = getattr(f, "compiled_reads", None)
+        if not isinstance(f, relations.RelatedField) or names is None:
+            return None
+        if type(f).get_attribute is not relations.RelatedField.get_attribute:
+            why = f"{_kind(f)}.get_attribute() is its own code, which reads the instance"
+            return self.fail(where, f, why)
+        codes = []
+        for name in names:
+            found = attribute(scope.model, name)
+            if not (isinstance(found, ModelField) and found.column and found.concrete):
+                why = f"compiled_reads names {name!r}, no column of {scope.model.__name__}"
+                return self.fail(where, f, why)
+            codes.append(scope.query.read(scope.column(found.name)))
+        represent, keys = f.to_representation, tuple(names)
+        name = scope.query.name("c")
+        scope.query.constants[name] = lambda *values: represent(
+            SimpleNamespace(**dict(zip(keys, values, strict=True)))
+        )
+        return f"{name}({', '.join(codes)})"
 
     def slug(self, f: relations.SlugRelatedField, scope: _Scope, where: str) -> str:
         *through, last = f.slug_field.split(LOOKUP_SEP)
@@ -1105,10 +1136,13 @@ class _Compiler:
             code = self.slug(item, inner, f"{where}[]")
         elif _link_field(item):
             code = self.link(item, inner, pk_attname(queryset.model), f"{where}[]")
+        elif (declared := self.declared_reads(item, inner, f"{where}[]")) is not None:
+            code = declared
         else:
             why = (
                 f"it renders each related {queryset.model.__name__} instance of {relation_name}; "
-                "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
+                "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField, or "
+                "declare the attributes its to_representation() reads (compiled_reads)"
             )
             return self.fail(where, item, why)
         if len(self.reasons) > before:

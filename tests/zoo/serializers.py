@@ -232,3 +232,38 @@ class DeviceMakerNameSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
         fields = ["id", "name", "maker_name"]
+
+
+# 11. Related fields of their own (NetBox's ContentTypeField), declaring what they read.
+
+
+class ContentTypeField(serializers.RelatedField):
+    """A content type as ``app_label.model``, from those two columns alone."""
+
+    compiled_reads = ("app_label", "model")
+
+    def to_representation(self, value: Any) -> str:
+        return f"{value.app_label}.{value.model}"
+
+
+class LabelSlugField(serializers.RelatedField):
+    compiled_reads = ("slug",)
+
+    def to_representation(self, value: Any) -> str:
+        return f"#{value.slug}"
+
+
+class RemarkTypeSerializer(serializers.ModelSerializer):
+    content_type = ContentTypeField(read_only=True)
+
+    class Meta:
+        model = Remark
+        fields = ["id", "body", "content_type", "object_id"]
+
+
+class GadgetryLabelsSerializer(serializers.ModelSerializer):
+    labels = LabelSlugField(many=True, read_only=True)
+
+    class Meta:
+        model = Gadgetry
+        fields = ["id", "name", "labels"]

@@ -96,5 +96,7 @@ SHAPES = [
     Shape("ordering through FKs", zoo.DeviceSerializer, Device.objects.all()),
     # DRF's paginators slice the queryset, which a manager is not: as apps write it, unpaged.
     Shape("manager queryset", zoo.DeviceMakerNameSerializer, Device.objects, paginated=False),
+    Shape("custom related field", zoo.RemarkTypeSerializer, Remark.objects.all()),
+    Shape("custom related fields, many", zoo.GadgetryLabelsSerializer, Gadgetry.objects.all()),
 ]
 BY_NAME = {shape.name: shape for shape in SHAPES}
