@@ -145,7 +145,8 @@ def test_a_view_annotation_compiles_and_is_drfs_without_it(counted):
     make_gadgets(3)
     plan = compile_read_plan(Counted)
     assert (plan.compiled, plan.fallback_reasons) == (True, ())
-    for queryset in (annotated(), Gadget.objects.order_by("-id")):
+    extra = Gadget.objects.extra(select={"counted": "id * 2"}).order_by("-id")
+    for queryset in (annotated(), Gadget.objects.order_by("-id"), extra):
         result, queries = count_queries(lambda q=queryset: as_json(plan.execute(q)))
         assert result == drf(Counted, queryset)
         assert queries == 1

@@ -1260,7 +1260,7 @@ class ReadPlan:
         queryset = queryset_of(queryset)
         annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
         carried = [name for loader in root.loaders for name in loader.annotations(queryset)]
-        selected = queryset.query.annotation_select
+        selected = {**queryset.query.annotation_select, **queryset.query.extra_select}
         carried += [name for name in root.view_annotations if name in selected]
         columns = dict.fromkeys([*root.columns, *extra_columns, *carried])
         rows = ordered_for_values(annotated).values(*columns)
