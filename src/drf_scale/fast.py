@@ -744,6 +744,16 @@ def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
 
 
+_RELATED_HINT = "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
+
+
+def _declare_reads(f: fields.Field) -> str:
+    """The hint for a related field of one's own: declare what it reads."""
+    if not _defined_outside_drf(f, "to_representation"):
+        return ""
+    return ", or name the attributes its to_representation() reads in compiled_reads"
+
+
 def _kind(obj: Any) -> str:
     """The class name a reason shows for a field or serializer."""
     return type(obj).__name__
@@ -1060,9 +1070,7 @@ class _Compiler:
             return f"({reads} if {query.read(inner.present)} is not None else None)"
         why = (
             f"it renders the related {step.related_model.__name__} instance "
-            f"of {model}.{step.name}; use a nested serializer, a PrimaryKeyRelatedField or a "
-            "SlugRelatedField, or declare the attributes its to_representation() reads "
-            "(compiled_reads)"
+            f"of {model}.{step.name}; {_RELATED_HINT}{_declare_reads(f)}"
         )
         return self.fail(where, f, why)
 
@@ -1141,8 +1149,7 @@ class _Compiler:
         else:
             why = (
                 f"it renders each related {queryset.model.__name__} instance of {relation_name}; "
-                "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField, or "
-                "declare the attributes its to_representation() reads (compiled_reads)"
+                f"{_RELATED_HINT}{_declare_reads(item)}"
             )
             return self.fail(where, item, why)
         if len(self.reasons) > before:
