@@ -52,6 +52,7 @@ QUERIES: dict[str, tuple[int, int, int, int] | dict[str, tuple[int, int, int, in
     "manager queryset": (3, 11, 1, 1),  # unpaged: no count
     "custom related field": (4, 12, 2, 2),  # the content types: joined
     "custom related fields, many": (4, 12, 3, 3),  # the labels: one query
+    "display and brief nested": (10, 42, 4, 4),  # the rows, the instances, the remarks
 }
 
 # Shapes where drf_scale's JSON is not DRF's: bugs in the library, not in the shape.
@@ -224,3 +225,22 @@ def test_compiled_reads_name_columns_or_the_field_renders_from_instances():
         "GuessingSerializer.content_type: GuessingField — compiled_reads names "
         "'verbose_name', no column of ContentType",
     )
+
+
+def test_auto_partial_plans_only_where_the_compiled_fields_cost_drf_something():
+    """``"auto"``: a serializer whose compiled fields are plain columns renders through DRF
+    (measured, BENCHMARKS.md: its second query costs more than they save); one with links and
+    nested serializers compiled renders them compiled, the rest from instances."""
+    from tests.zoo import serializers as zoo
+
+    with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": "auto"}):
+        light = compile_read_plan(zoo.CanChangeSerializer)
+        costly = compile_read_plan(zoo.DisplayedDeviceSerializer)
+    assert not light.compiled
+    assert light.fallback_reasons[-1] == (
+        "CanChangeSerializer: beside them only plain columns compile, which DRF renders for "
+        "less than the second query a partial plan costs"
+    )
+    assert costly.compiled
+    assert costly.compiled_fields == ("url", "id", "name", "series")
+    assert costly.instance_fields == ("display", "maker", "remarks")

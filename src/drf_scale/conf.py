@@ -69,8 +69,9 @@ DEFAULTS: dict[str, Any] = {
     # Aggregates: seconds a computation holds its lock (a crashed one frees it then).
     "AGGREGATE_COMPUTE_TIMEOUT": 60,
     # A serializer some of whose fields do not compile: compile the others and render those
-    # from instances (one more query). Off: such a serializer renders through DRF, which is
-    # as fast today (BENCHMARKS.md, the zoo).
+    # from instances (one more query). "auto": only where the compiled fields are ones DRF
+    # renders at a cost (nested serializers, relations, links, files, batched methods).
+    # False: such a serializer renders through DRF (BENCHMARKS.md, the zoo).
     "PARTIAL_COMPILATION": False,
     # Compiled read plans serve FastReadMixin and write responses; False: all through DRF.
     "FAST_READS": True,
@@ -182,7 +183,7 @@ SPECS: dict[str, Spec] = {
     "NPLUSONE_THRESHOLD": _integer(2),
     "QUERY_CHECKS": _choice(None, *QUERY_CHECK_MODES),
     "UNPLANNED_FETCH": _choice("peers", "raise", "one"),
-    "PARTIAL_COMPILATION": _flag(),
+    "PARTIAL_COMPILATION": _choice(False, "auto", True),
     "COUNT_STRATEGY": Spec(
         "a dotted path to a CountStrategy subclass", base="drf_scale.counting.CountStrategy"
     ),

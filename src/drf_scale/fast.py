@@ -16,9 +16,10 @@ A root field the compiler cannot read from columns (a method field without ``@ba
 field that needs the instance, a nested serializer with such a field) renders through its own
 DRF field from model instances loaded in one planned query per render, merged into each row in
 the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
-``DRF_SCALE["PARTIAL_COMPILATION"]`` is on (off by default: measured, such a plan is not yet
-faster than DRF, see BENCHMARKS.md's zoo). A serializer with no field but its primary key
-compiled renders through DRF instead.
+``DRF_SCALE["PARTIAL_COMPILATION"]`` is on (off by default), or ``"auto"`` and the compiled
+fields are ones DRF renders at a cost (measured, BENCHMARKS.md's zoo: plain columns save less
+than the second query costs). A serializer with no field but its primary key compiled
+renders through DRF instead.
 ``ReadPlan.fallback_reasons`` names each such field: ``"<path>: <field class> — <why>"``.
 It is logged once per class, as a WARNING.
 """
@@ -744,6 +745,17 @@ def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
 
 
+def _costly(f: fields.Field) -> bool:
+    """Whether DRF renders ``f`` at a cost a partial plan saves: a nested serializer, a
+    relation rendered through a field, a link, a file's URL or a batched method."""
+    plain = (relations.PrimaryKeyRelatedField, relations.PKOnlyObject)
+    if isinstance(f, BaseSerializer | relations.ManyRelatedField):
+        return True
+    if isinstance(f, relations.RelatedField):
+        return not isinstance(f, plain)
+    return isinstance(f, fields.FileField | fields.SerializerMethodField)
+
+
 _RELATED_HINT = "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
 
 
@@ -1353,7 +1365,8 @@ def _instance_plan(
         walk.hint(needs, node, "", code_reads=False)
     for f in chosen:
         walk.field(f, node, str(f.field_name))
-    plan = _build(node, only=True, extra_columns=(pk_attname(model),))
+    # A method field or source='*' may read any column: whole rows, as DRF loads them.
+    plan = _build(node, only=reads is not None, extra_columns=(pk_attname(model),))
     return plan, frozenset(reads) if reads is not None else None
 
 
@@ -1460,11 +1473,17 @@ def _compile_tree(
         return ReadPlan(serializer_class, (*compiler.reasons, _unbuildable(name, exc)))
     reasons = tuple(compiler.reasons)
     if split.instance:
+        partial = scale_settings.PARTIAL_COMPILATION
         pk = model._meta.pk
         keys = ([pk.name], [pk.attname], ["pk"])
-        only_keys = all(f.source_attrs in keys for _, f in split.compiled)
-        if only_keys or not scale_settings.PARTIAL_COMPILATION:  # DRF's path costs less
-            return ReadPlan(serializer_class, reasons)
+        if not partial or all(f.source_attrs in keys for _, f in split.compiled):
+            return ReadPlan(serializer_class, reasons)  # nothing to gain but the key
+        if partial == "auto" and not any(_costly(f) for _, f in split.compiled):  # measured
+            why = (
+                f"{name}: beside them only plain columns compile, which DRF renders for less "
+                "than the second query a partial plan costs"
+            )
+            return ReadPlan(serializer_class, (*reasons, why))
         key = pk_attname(model)
         root.read(key)
         chosen = tuple(split.instance)

@@ -14,7 +14,7 @@ from drf_scale.fast import batch
 from drf_scale.planner import requires
 from tests.fastapp.models import Device as Gadgetry
 from tests.fastapp.models import Grant
-from tests.testapp.models import Device, Remark
+from tests.testapp.models import Device, Maker, Remark, Series
 
 # 1. DRF's stock HyperlinkedModelSerializer: a url and foreign keys as links.
 
@@ -267,3 +267,40 @@ class GadgetryLabelsSerializer(serializers.ModelSerializer):
     class Meta:
         model = Gadgetry
         fields = ["id", "name", "labels"]
+
+
+# 12. NetBox's shape: a url, a display method field, brief nested serializers with their own.
+
+
+class BriefMakerSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="maker-detail")
+    display = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Maker
+        fields = ["url", "id", "display", "name"]
+
+    def get_display(self, maker: Maker) -> str:
+        return str(maker)
+
+
+class BriefSeriesSerializer(serializers.HyperlinkedModelSerializer):
+    class Meta:
+        model = Series
+        fields = ["url", "id", "name"]
+
+
+class DisplayedDeviceSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="device-detail")
+    display = serializers.SerializerMethodField()
+    maker = BriefMakerSerializer(read_only=True)
+    series = BriefSeriesSerializer(read_only=True)
+    remarks = serializers.SlugRelatedField(many=True, slug_field="body", read_only=True)
+
+    class Meta:
+        model = Device
+        fields = ["url", "id", "display", "name", "maker", "series", "remarks"]
+
+    @requires(select=["series__maker"])
+    def get_display(self, device: Device) -> str:
+        return str(device)

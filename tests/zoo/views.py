@@ -98,5 +98,6 @@ SHAPES = [
     Shape("manager queryset", zoo.DeviceMakerNameSerializer, Device.objects, paginated=False),
     Shape("custom related field", zoo.RemarkTypeSerializer, Remark.objects.all()),
     Shape("custom related fields, many", zoo.GadgetryLabelsSerializer, Gadgetry.objects.all()),
+    Shape("display and brief nested", zoo.DisplayedDeviceSerializer, Device.objects.all()),
 ]
 BY_NAME = {shape.name: shape for shape in SHAPES}
