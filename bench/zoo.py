@@ -193,7 +193,10 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     results = {}
     from django.conf import settings
 
-    partial = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": args.partial}
+    mode = {"auto": "auto", "on": True}.get(
+        args.partial, settings.DRF_SCALE.get("PARTIAL_COMPILATION", False)
+    )
+    partial = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": mode}
     with override_settings(**SETTINGS, DRF_SCALE=partial):  # the zoo's URL names, MEDIA_URL
         names = args.shapes.split(",") if args.shapes else None
         for case in cases(3 if args.smoke else None, names):
@@ -219,7 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         "--smoke", action="store_true", help="3 shapes, 20 rows, in-memory SQLite, no write"
     )
     parser.add_argument(
-        "--partial", action="store_true", help="DRF_SCALE['PARTIAL_COMPILATION'] on (no write)"
+        "--partial",
+        choices=["auto", "on"],
+        help="DRF_SCALE['PARTIAL_COMPILATION'] 'auto' or True (default: the settings'; no write)",
     )
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv

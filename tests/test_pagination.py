@@ -471,3 +471,30 @@ def test_postgres_pages_by_an_index_scan(items, params, row, index):
     assert bool(row_comparison) is row, sql
     assert index in plan, plan
     assert "Sort" not in plan, plan
+
+
+def test_a_foreign_key_in_a_keyset_ordering_orders_by_its_key_column(db):
+    """Device.maker's Maker sorts by name, unlike its ids: the cursor holds maker_id, so the
+    pages follow (maker_id, id) and concatenate to every row once."""
+    from drf_scale.pagination import KeysetPagination
+    from tests.testapp.models import Device
+    from tests.zoo.data import make_zoo
+
+    make_zoo(9)
+
+    class ByMaker(KeysetPagination):
+        page_size = 4
+        ordering = ("maker",)
+
+    rows, params = [], {}
+    while True:
+        paginator = ByMaker()
+        request = Request(factory.get("/devices/", params))
+        rows += paginator.paginate_queryset(Device.objects.all(), request, None)
+        link = paginator.get_next_link()
+        if link is None:
+            break
+        params = dict(parse_qsl(urlsplit(link).query))
+    expected = list(Device.objects.order_by("maker_id", "id"))
+    assert rows == expected
+    assert expected != list(Device.objects.order_by("maker", "id"))  # names sort otherwise
