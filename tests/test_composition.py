@@ -18,7 +18,9 @@ from django.test.utils import CaptureQueriesContext, isolate_apps
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
 
 from drf_scale.cache import CachedListMixin, CachedRetrieveMixin
 from drf_scale.cache.store import get_store
@@ -201,6 +203,23 @@ def test_an_override_that_skips_super_or_the_hook_is_reported():
     assert [m.id for m in messages if m.obj is Hiding] == ["drf_scale.E071"]
     assert [m.id for m in messages if m.obj is OwnUpdate] == ["drf_scale.E072"]
     assert [m for m in messages if m.obj in (Cooperative, OwnSerializerChoice)] == []
+
+
+def test_a_mixin_on_a_view_that_is_not_generic_is_reported():
+    """NetBox's UserConfigViewSet is a plain ViewSet: it has no get_serializer_class()."""
+
+    class PlainViewSet(FastReadMixin, OptimizedQuerysetMixin, viewsets.ViewSet):
+        def list(self, request):
+            return Response({})
+
+    class PlainView(FastReadMixin, APIView):
+        pass
+
+    messages = check_view_composition()
+    for view_class in (PlainViewSet, PlainView):
+        found = [m for m in messages if m.obj is view_class]
+        assert [m.id for m in found] == ["drf_scale.E073"]
+        assert "no generic view" in found[0].msg
 
 
 def test_a_cached_list_without_the_compiled_plan_is_reported():

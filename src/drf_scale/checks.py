@@ -18,12 +18,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.models import Model, deletion
 from django.urls import URLResolver, get_resolver
+from rest_framework.generics import GenericAPIView
 from rest_framework.serializers import (
     BaseSerializer,
     ListSerializer,
     ModelSerializer,
     SerializerMethodField,
 )
+from rest_framework.views import APIView
 
 from drf_scale.cache.views import CachedListMixin, CachedViewMixin
 from drf_scale.conf import scale_settings, user_settings, validate
@@ -611,6 +613,17 @@ def _calls(function: Any, *names: str) -> bool:
 
 
 def _composition(view_class: type) -> Iterator[CheckMessage]:
+    if issubclass(view_class, APIView) and not issubclass(view_class, GenericAPIView):
+        yield Error(
+            f"{view_class.__name__} is no generic view: the drf_scale mixins extend the hooks "
+            "of DRF's GenericAPIView (get_queryset, get_serializer_class, paginate_queryset), "
+            f"which {view_class.__name__} does not have.",
+            hint="Base it on a generic view or viewset (GenericViewSet, ModelViewSet...), or "
+            "drop the mixins.",
+            obj=view_class,
+            id="drf_scale.E073",
+        )
+        return
     mro = view_class.__mro__
     ours = [klass for klass in mro if _ours(klass)]
     for position, klass in enumerate(mro):
