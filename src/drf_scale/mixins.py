@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
 from django.db.models.manager import BaseManager
-from rest_framework.generics import get_object_or_404
+from rest_framework.generics import GenericAPIView, get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.serializers import BaseSerializer, ListSerializer
 
@@ -193,6 +193,7 @@ class ReadPathMixin(_View):
         if prebuilt is not None and rendering and as_list == isinstance(prebuilt, ListSerializer):
             self._prebuilt = None
             prebuilt.instance = args[0]
+            prebuilt._context = self.read_context()  # DRF's own attribute
             return prebuilt
         return super().get_serializer(*args, **kwargs)
 
@@ -263,8 +264,7 @@ class FastReadMixin(ReadPathMixin):
                 return None
             if plan_without_building(serializer_class, action == "list") is not None:
                 return None  # no serializer built for nothing: DRF builds the one it renders
-            built = self.get_serializer(many=True) if action == "list" else self.get_serializer()
-            self._read_context = built.context  # the one context of this request's reads
+            built = self.build_for_plan(action)
             plan = compile_read_plan_for(built)
             if not plan.compiled:
                 self._prebuilt = built  # DRF renders with it rather than building another
@@ -274,6 +274,18 @@ class FastReadMixin(ReadPathMixin):
         if action == "list" and plan.shapes_lists and self._caches_representations():
             return None  # the cache stores each object's representation, not lists
         return plan if plan.compiled else None
+
+    def build_for_plan(self, action: str) -> BaseSerializer:
+        """The serializer ``get_serializer()`` builds for this read (the list's ``many=True``),
+        in DRF's own context (request, format, view): the view's ``get_serializer_context()``
+        may read the page (paperless-ngx's batches permissions for it), which does not exist
+        yet, so it runs when the read renders (``read_context()``)."""
+        own_context = functools.partial(GenericAPIView.get_serializer_context, self)
+        self.get_serializer_context = own_context  # type: ignore[method-assign]
+        try:
+            return self.get_serializer(many=True) if action == "list" else self.get_serializer()
+        finally:
+            del self.get_serializer_context
 
     def _caches_representations(self) -> bool:
         """Whether the representation cache (``drf_scale.cache``) serves this request."""
