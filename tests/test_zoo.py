@@ -244,3 +244,28 @@ def test_auto_partial_plans_only_where_the_compiled_fields_cost_drf_something():
     assert costly.compiled
     assert costly.compiled_fields == ("url", "id", "name", "series")
     assert costly.instance_fields == ("display", "maker", "remarks")
+
+
+class _SeesThePage:
+    """paperless-ngx's shape: the context batches per-object permissions for the page."""
+
+    seen: list[bool] = []
+
+    def get_serializer_context(self):
+        _SeesThePage.seen.append(hasattr(self.paginator, "count"))  # set by paginating
+        return super().get_serializer_context()
+
+
+def test_a_view_context_reading_the_page_sees_it_when_drf_renders():
+    make_zoo(4)
+    shape = Shape(
+        "context", DynamicDeviceSerializer, Device.objects.all(), {"omit": "series"},
+        hooks=(_SeesThePage,),
+    )  # fmt: skip
+    with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": False}):
+        for scale in (False, True):
+            _SeesThePage.seen.clear()
+            view = shape.view(scale).as_view({"get": "list"})
+            response = view(factory.get("/zoo/", {"omit": "series", "limit": 2}))
+            assert response.status_code == 200
+            assert _SeesThePage.seen == [True]  # once, after pagination, as under DRF
