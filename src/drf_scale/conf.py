@@ -70,9 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "AGGREGATE_COMPUTE_TIMEOUT": 60,
     # A serializer some of whose fields do not compile: compile the others and render those
     # from instances (one more query). "auto": only where the compiled fields are ones DRF
-    # renders at a cost (nested serializers, relations, links, files, batched methods).
-    # False: such a serializer renders through DRF (BENCHMARKS.md, the zoo).
-    "PARTIAL_COMPILATION": False,
+    # renders at a cost (nested serializers, relations, links, files, batched methods); True:
+    # always; False: such a serializer renders through DRF (BENCHMARKS.md, the zoo).
+    "PARTIAL_COMPILATION": "auto",
     # Compiled read plans serve FastReadMixin and write responses; False: all through DRF.
     "FAST_READS": True,
     # Representation cache: None keeps it in this process's memory (one process only);

@@ -16,7 +16,7 @@ A root field the compiler cannot read from columns (a method field without ``@ba
 field that needs the instance, a nested serializer with such a field) renders through its own
 DRF field from model instances loaded in one planned query per render, merged into each row in
 the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
-``DRF_SCALE["PARTIAL_COMPILATION"]`` is on (off by default), or ``"auto"`` and the compiled
+``DRF_SCALE["PARTIAL_COMPILATION"]`` is True, or ``"auto"`` (the default) and the compiled
 fields are ones DRF renders at a cost (measured, BENCHMARKS.md's zoo: plain columns save less
 than the second query costs). A serializer with no field but its primary key compiled
 renders through DRF instead.
