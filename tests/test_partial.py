@@ -153,6 +153,32 @@ def test_a_view_annotation_compiles_and_is_drfs_without_it(counted):
     assert "counted" in json.loads(drf(Counted, annotated()))[0]
 
 
+class OwnerMethodSerializer(serializers.ModelSerializer):
+    """paperless-ngx's shape: a method field reading a relation the view's queryset joins
+    (its user_can_change reads obj.owner), beside compiled relations."""
+
+    maker_name = serializers.SerializerMethodField()
+    labels = serializers.SlugRelatedField(many=True, slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name", "maker_name", "labels"]
+
+    def get_maker_name(self, gadget: Gadget) -> str | None:
+        return gadget.maker.name if gadget.maker else None
+
+
+@pytest.mark.parametrize("count", [2, 10])
+def test_instances_load_as_the_views_queryset_does_for_a_method_field(count):
+    make_gadgets(count)
+    plan = compile_read_plan(OwnerMethodSerializer)
+    assert plan.instance_fields == ("maker_name",)
+    queryset = Gadget.objects.select_related("maker").order_by("id")
+    result, queries = count_queries(lambda: as_json(plan.execute(queryset)))
+    assert result == drf(OwnerMethodSerializer, queryset)
+    assert queries == 3  # the rows, their labels, the instances with their makers joined
+
+
 # Everywhere the plan is used: views (list, retrieve), the cache's render_by_pk, writes.
 
 

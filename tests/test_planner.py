@@ -153,6 +153,30 @@ def test_declared_prefetch_on_the_queryset_wins_and_gets_the_nested_plan() -> No
     assert data == render(s.ProductSerializer, Product.objects.prefetch_related(good))
 
 
+def test_a_to_one_relation_the_queryset_prefetches_stays_prefetched(db) -> None:
+    """NetBox prefetches to-one relations whose __str__ reads further: rows pointing at one
+    object share its instance, so str() loads once per object. The plan joins none of them
+    and prefetches what it reads past them."""
+    from tests.zoo import serializers as zoo
+    from tests.zoo.data import make_zoo
+
+    make_zoo(12)
+    Device = zoo.Device
+    queryset = optimize(Device.objects.prefetch_related("series"), zoo.DisplayedDeviceSerializer)
+    assert "series" not in (queryset.query.select_related or {})
+    lookups = [str(lookup) for lookup in queryset._prefetch_related_lookups]
+    assert "series" in lookups and "series__maker" in lookups
+    devices = list(queryset)
+    by_series: dict[int, set[int]] = {}
+    for device in devices:
+        by_series.setdefault(device.series_id, set()).add(id(device.series))
+    assert all(len(instances) == 1 for instances in by_series.values())
+    assert len(devices) > len(by_series)  # series are shared: the test means something
+    names, count = counted(lambda: [str(device) for device in queryset.all()])
+    assert len(names) == len(devices)
+    assert count == 4  # devices (their makers joined), series, the series' makers, remarks
+
+
 def test_a_serializer_the_planner_cannot_see_renders_as_plain_drf_and_is_reported() -> None:
     make_catalog(4)
     plan = plan_for(s.OpaqueProductSerializer)

@@ -547,12 +547,17 @@ class _Instances:
             if (self.reads is None or name in self.reads) and not hasattr(self.model, name)
         ]
 
-    def run(self, rows: list[Row], using: str | None) -> list[tuple[Row, ...]]:
+    def run(
+        self, rows: list[Row], using: str | None, source: QuerySet | None
+    ) -> list[tuple[Row, ...]]:
         """Per row, one dict per field: ``{name: representation}``, or empty when skipped."""
         if not rows:
             return []
         key, model = self.key, self.model
-        queryset = self.plan.apply(model._base_manager.using(using))
+        queryset = model._base_manager.using(using)
+        if self.reads is None and source is not None:  # fields that may read anything
+            queryset = _loading_as(queryset, source)
+        queryset = self.plan.apply(queryset)
         page = _with_keys(queryset, {row[key] for row in rows})
         instances = {obj.pk: obj for obj in page}
         carried = [name for name in rows[0] if "__" not in name and not hasattr(model, name)]
@@ -571,6 +576,26 @@ class _Instances:
                 setattr(instance, name, row[name])
             result.append(tuple(_represent(f, name, instance) for name, f in chosen))
         return result
+
+
+def _loading_as(queryset: QuerySet, source: QuerySet) -> QuerySet:
+    """``queryset`` joining and prefetching what ``source`` does (a view's queryset)."""
+    selected = source.query.select_related
+    if selected is True:
+        queryset = queryset.select_related()
+    elif selected:
+        queryset = queryset.select_related(*_paths(selected))
+    # _prefetch_related_lookups: private QuerySet state, absent from django-stubs
+    lookups = source._prefetch_related_lookups  # type: ignore[attr-defined]
+    return queryset.prefetch_related(*lookups) if lookups else queryset
+
+
+def _paths(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The ``select_related`` paths of Django's nested dict of them."""
+    paths = []
+    for name, below in tree.items():
+        paths += _paths(below, f"{prefix}{name}{LOOKUP_SEP}") if below else [prefix + name]
+    return paths
 
 
 def _with_keys(queryset: QuerySet, keys: set[Any]) -> QuerySet:
@@ -651,7 +676,9 @@ class _Query:
         exec(compile(source, f"<drf_scale read plan {where}>", "exec"), namespace)
         self.transform = namespace["transform"]
 
-    def render(self, rows: list[Row], using: str | None) -> list[Any]:
+    def render(
+        self, rows: list[Row], using: str | None, source: QuerySet | None = None
+    ) -> list[Any]:
         """Fetch the children and run the batches of ``rows``, then transform them."""
         assert self.transform is not None
         arguments: dict[str, Any] = {name: make() for name, make in self.per_render.items()}
@@ -660,7 +687,7 @@ class _Query:
         for each in self.batches:
             arguments[each.name] = each.run(rows)
         for loader in self.loaders:
-            arguments[loader.name] = loader.run(rows, using)
+            arguments[loader.name] = loader.run(rows, using, source)
         return self.transform(rows, **arguments)
 
     def state(self) -> tuple[Any, ...]:
@@ -1288,14 +1315,20 @@ class ReadPlan:
         return rows
 
     def render(
-        self, rows: list[Row], context: Mapping[str, Any] | None = None, using: str | None = None
+        self,
+        rows: list[Row],
+        context: Mapping[str, Any] | None = None,
+        using: str | None = None,
+        source: QuerySet | None = None,
     ) -> list[Any]:
-        """The representations of ``rows`` from ``rows()``; to-many relations query ``using``."""
+        """The representations of ``rows`` from ``rows(source)``; to-many relations query
+        ``using``. Fields rendering from instances load them as ``source`` loads its own
+        (its ``select_related`` and ``prefetch_related``) where they may read anything."""
         root = self._compiled()
         token = _context.set(context if context is not None else {})
         built = _built.set(self._serializer)
         try:
-            data = root.render(rows, using)
+            data = root.render(rows, using, source)
             shape = self._shape
             if shape is not None:  # compiled_postprocess, of the request's serializer if bound
                 shape = _postprocess(self._serializer) or shape if self._serializer else shape
@@ -1313,7 +1346,8 @@ class ReadPlan:
             serializer_class = self.serializer_class
             queryset = optimize(queryset, serializer_class)
             return serializer_class(queryset, many=True, context=context or {}).data
-        return self.shape_list(self.render(list(self.rows(queryset)), context, queryset.db))
+        rows = list(self.rows(queryset))
+        return self.shape_list(self.render(rows, context, queryset.db, queryset))
 
     @property
     def shapes_lists(self) -> bool:

@@ -168,8 +168,17 @@ class QueryPlan:
         queryset = queryset_of(queryset)
         if not issubclass(queryset._iterable_class, ModelIterable):
             return queryset
-        if self.select_related and queryset.query.select_related is not True:
-            queryset = queryset.select_related(*self.select_related)
+        # _prefetch_related_lookups: private QuerySet state, absent from django-stubs
+        declared: Sequence[str | Prefetch]
+        declared = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
+        # A relation the queryset prefetches stays prefetched (rows pointing at one object
+        # share its instance, so what code loads from it loads once), and so does what the
+        # plan reads past it.
+        prefetched = _prefetched_paths(declared)
+        through = [path for path in self.select_related if _under(path, prefetched)]
+        joined = [path for path in self.select_related if path not in through]
+        if joined and queryset.query.select_related is not True:
+            queryset = queryset.select_related(*joined)
         annotations = {
             name: value
             for name, value in self.annotations.items()
@@ -180,15 +189,27 @@ class QueryPlan:
             queryset = queryset.annotate(**annotations)
             if ordered and not queryset.ordered:  # GROUP BY drops Meta.ordering: keep it
                 queryset = queryset.order_by(*queryset.model._meta.ordering)
-        if self.prefetch:
-            # _prefetch_related_lookups: private QuerySet state, absent from django-stubs
-            declared: Sequence[str | Prefetch]
-            declared = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
-            lookups = merge_lookups(declared, self.prefetch)
+        if self.prefetch or through:
+            lookups = merge_lookups(declared, (*self.prefetch, *through))
             queryset = queryset.prefetch_related(None).prefetch_related(*lookups)
         if self.only is not None and queryset.query.deferred_loading == (frozenset(), True):
             queryset = queryset.only(*self.only)
         return with_unplanned_fetch_mode(queryset)
+
+
+def _prefetched_paths(lookups: Sequence[str | Prefetch]) -> set[str]:
+    """Every relation path ``lookups`` prefetch, each level of each lookup."""
+    paths: set[str] = set()
+    for lookup in lookups:
+        steps = (lookup if isinstance(lookup, str) else lookup.prefetch_through).split(LOOKUP_SEP)
+        paths.update(LOOKUP_SEP.join(steps[: depth + 1]) for depth in range(len(steps)))
+    return paths
+
+
+def _under(path: str, prefetched: set[str]) -> bool:
+    """Whether a select_related ``path`` goes through a prefetched relation."""
+    steps = path.split(LOOKUP_SEP)
+    return any(LOOKUP_SEP.join(steps[: depth + 1]) in prefetched for depth in range(len(steps)))
 
 
 class PlannedPrefetch(Prefetch):

@@ -171,7 +171,7 @@ def render_by_pk(plan: ReadPlan, queryset: Any, pks: list[Any], context: Any) ->
     """The representations of rows ``pks`` of ``queryset`` through a compiled plan, by pk."""
     pk_name = queryset.model._meta.pk.attname
     rows = list(plan.rows(queryset.filter(pk__in=pks), (pk_name,)))
-    rendered = plan.render(rows, context, queryset.db)
+    rendered = plan.render(rows, context, queryset.db, queryset)
     return {row[pk_name]: data for row, data in zip(rows, rendered, strict=True)}
 
 
