@@ -269,3 +269,31 @@ def test_a_view_context_reading_the_page_sees_it_when_drf_renders():
             response = view(factory.get("/zoo/", {"omit": "series", "limit": 2}))
             assert response.status_code == 200
             assert _SeesThePage.seen == [True]  # once, after pagination, as under DRF
+
+
+class _SerializerFromContext:
+    """A view whose get_serializer() reads a key of its own context."""
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "omit": "series"}
+
+    def get_serializer(self, *args, **kwargs):
+        self.get_serializer_context()["omit"]  # KeyError in DRF's own context
+        return super().get_serializer(*args, **kwargs)
+
+
+def test_a_get_serializer_needing_the_views_context_renders_through_drf(caplog):
+    make_zoo(4)
+    shape = Shape("from context", DynamicDeviceSerializer, Device.objects.all(),
+                  hooks=(_SerializerFromContext,))  # fmt: skip
+    bodies = []
+    drf, ours = (shape.view(scale).as_view({"get": "list"}) for scale in (False, True))
+    for view in (drf, ours, ours):
+        response = view(factory.get("/zoo/", {"limit": 3}))
+        response.render()
+        assert response.status_code == 200, response.content
+        bodies.append(json.loads(response.content))
+    assert bodies[1] == bodies[2] == bodies[0]
+    said = [r.getMessage() for r in caplog.records if r.name == "drf_scale.mixins"]
+    assert len(said) == 1  # once per view class
+    assert "get_serializer() raised KeyError: 'omit'" in said[0]

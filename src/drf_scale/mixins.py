@@ -20,6 +20,7 @@ changes what a request does. ``manage.py check`` reports a stack that cannot wor
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ __all__ = [
     "ReadWriteSerializerMixin",
     "Rendered",
 ]
+
+logger = logging.getLogger("drf_scale.mixins")
 
 READ_ACTIONS: tuple[str, ...] = ("list", "retrieve")
 WRITE_ACTIONS: tuple[str, ...] = ("create", "update", "partial_update")
@@ -264,7 +267,11 @@ class FastReadMixin(ReadPathMixin):
                 return None
             if plan_without_building(serializer_class, action == "list") is not None:
                 return None  # no serializer built for nothing: DRF builds the one it renders
-            built = self.build_for_plan(action)
+            try:
+                built = self.build_for_plan(action)
+            except Exception as exc:  # its get_serializer() needs the view's own context
+                _unbuilt(type(self), f"{type(exc).__name__}: {exc}")
+                return None
             plan = compile_read_plan_for(built)
             if not plan.compiled:
                 self._prebuilt = built  # DRF renders with it rather than building another
@@ -291,6 +298,17 @@ class FastReadMixin(ReadPathMixin):
         """Whether the representation cache (``drf_scale.cache``) serves this request."""
         cache = getattr(self, "get_representation_cache", None)
         return cache is not None and cache() is not None
+
+
+@functools.cache
+def _unbuilt(view_class: type, error: str) -> None:
+    """Say once per view class and error why its reads render through DRF."""
+    logger.warning(
+        "drf-scale renders %s's reads through DRF: its get_serializer() raised %s in DRF's "
+        "own serializer context (request, format, view), which the plan is built in",
+        view_class.__name__,
+        error,
+    )
 
 
 @functools.cache
