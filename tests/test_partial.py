@@ -120,8 +120,8 @@ def test_partial_output_is_drfs_in_constant_queries(count):
     result, queries = count_queries(lambda: as_json(plan.execute(annotated())))
     assert result == drf(PartialGadgetSerializer, annotated())
     assert json.loads(result)[0]["counted"] is not None
-    # the rows, their labels and part names; the instances (their makers joined), their parts
-    assert queries == 5
+    # the instances (their makers joined), their labels and part names, their parts
+    assert queries == 4
 
 
 @pytest.mark.parametrize(
@@ -176,7 +176,7 @@ def test_instances_load_as_the_views_queryset_does_for_a_method_field(count):
     queryset = Gadget.objects.select_related("maker").order_by("id")
     result, queries = count_queries(lambda: as_json(plan.execute(queryset)))
     assert result == drf(OwnerMethodSerializer, queryset)
-    assert queries == 3  # the rows, their labels, the instances with their makers joined
+    assert queries == 2  # the instances, their makers joined as the view's queryset does; labels
 
 
 # Everywhere the plan is used: views (list, retrieve), the cache's render_by_pk, writes.
@@ -211,7 +211,7 @@ def test_views_list_and_retrieve_partial_plans_in_constant_queries(count):
     gadgets = make_gadgets(count)
     listed, queries = count_queries(lambda: call(PartialViewSet, "list"))
     assert listed == call(PlainViewSet, "list")
-    assert queries == 5  # the page as execute() renders it (a short first page: no count)
+    assert queries == 4  # the page as execute() renders it (a short first page: no count)
     pk = gadgets[0].pk
     assert call(PartialViewSet, "retrieve", pk=pk) == call(PlainViewSet, "retrieve", pk=pk)
 
@@ -342,7 +342,7 @@ def test_a_dynamic_fields_serializer_compiles_per_field_set(count):
     get(DynamicFast, "list", path)  # the plan cache: no second compilation
     assert plans_of(DynamicFieldsGadgetSerializer) == {("id", "name"): plan}
     whole, queries = count_queries(lambda: get(DynamicFast, "list"))
-    assert whole == get(DynamicPlain, "list") and queries == 2  # the rows, the instances
+    assert whole == get(DynamicPlain, "list") and queries == 1  # the instances, rows read off
     assert plans_of(DynamicFieldsGadgetSerializer)[
         ("id", "name", "price", "maker", "shout")
     ].instance_fields == ("shout",)
@@ -362,7 +362,7 @@ def test_a_user_argument_serializer_compiles_through_the_views_get_serializer(ca
                 render = functools.partial(get, ByUserFast, action, user=user, **kwargs)
                 fast_result, queries = count_queries(render)
                 assert fast_result == get(ByUserPlain, action, user=user, **kwargs)
-                assert queries == 2  # the rows, the instances of shout
+                assert queries == 1  # the instances, rows read off them
                 rows = json.loads(fast_result)
                 for row in rows if action == "list" else [rows]:
                     assert row["who"] == user.username  # the request's serializer's user
@@ -437,7 +437,7 @@ def test_a_declared_postprocess_compiles(count):
     queryset, context = Gadget.objects.order_by("id"), {"tag": "t"}
     result, queries = count_queries(lambda: as_json(plan.execute(queryset, context)))
     assert result == drf(ShapedGadgetSerializer, queryset, context)
-    assert queries == 2  # the rows with their makers, the instances of shout
+    assert queries == 1  # the instances with their makers joined
     assert list(json.loads(result)[-1]) == ["tag", "id", "name", "shout", "maker"]
 
 

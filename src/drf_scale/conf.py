@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     # Aggregates: seconds a computation holds its lock (a crashed one frees it then).
     "AGGREGATE_COMPUTE_TIMEOUT": 60,
     # A serializer some of whose fields do not compile: compile the others and render those
-    # from instances (one more query). "auto": only where the compiled fields are ones DRF
+    # from the page's instances, reading the others' columns off them. "auto": only where the compiled fields are ones DRF
     # renders at a cost (nested serializers, relations, links, files, batched methods); True:
     # always; False: such a serializer renders through DRF (BENCHMARKS.md, the zoo).
     "PARTIAL_COMPILATION": "auto",

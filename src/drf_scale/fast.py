@@ -14,8 +14,8 @@ URL reversed once per render), ``FileField``/``ImageField`` (the storage's URL) 
 
 A root field the compiler cannot read from columns (a method field without ``@batch``, a
 field that needs the instance, a nested serializer with such a field) renders through its own
-DRF field from model instances loaded in one planned query per render, merged into each row in
-the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
+DRF field from the page's model instances, which the compiled fields read their columns off
+(one query, as DRF loads its page), merged into each row in the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
 ``DRF_SCALE["PARTIAL_COMPILATION"]`` is True, or ``"auto"`` (the default) and the compiled
 fields are ones DRF renders at a cost (measured, BENCHMARKS.md's zoo: plain columns save less
 than the second query costs). A serializer with no field but its primary key compiled
@@ -42,10 +42,9 @@ from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 
 import orjson
 from django.core.exceptions import FieldError, ObjectDoesNotExist
-from django.db import connections, models
-from django.db.models import BooleanField, F, Prefetch
+from django.db import models
+from django.db.models import F, Prefetch
 from django.db.models.constants import LOOKUP_SEP
-from django.db.models.expressions import RawSQL
 from django.db.models.fields.files import (
     FieldFile,
     FileDescriptor,
@@ -528,86 +527,70 @@ _built: ContextVar[BaseSerializer | None] = ContextVar("drf_scale_fast_built", d
 
 @dataclass
 class _Instances:
-    """The root's fields that render from model instances: DRF's own fields, on instances
-    loaded in one planned query per render, keyed by the rows' primary keys."""
+    """The root's fields that render from model instances: DRF's own fields, on the
+    instances the page was loaded as (a partial plan's rows are read from them)."""
 
     name: str
-    model: type[models.Model]
-    key: str  # the rows' primary key column
     fields: tuple[tuple[str, fields.Field], ...]  # (name, field) of the compiled serializer
-    plan: QueryPlan
-    reads: frozenset[str] | None  # attributes the fields read (None: any, e.g. source='*')
 
-    def annotations(self, queryset: QuerySet) -> list[str]:
-        """Annotations of ``queryset`` the fields may read: the rows carry them over."""
-        selected = queryset.query.annotation_select
-        return [
-            name
-            for name in selected
-            if (self.reads is None or name in self.reads) and not hasattr(self.model, name)
-        ]
-
-    def run(
-        self, rows: list[Row], using: str | None, source: QuerySet | None
-    ) -> list[tuple[Row, ...]]:
-        """Per row, one dict per field: ``{name: representation}``, or empty when skipped."""
-        if not rows:
-            return []
-        key, model = self.key, self.model
-        queryset = model._base_manager.using(using)
-        if self.reads is None and source is not None:  # fields that may read anything
-            queryset = _loading_as(queryset, source)
-        queryset = self.plan.apply(queryset)
-        page = _with_keys(queryset, {row[key] for row in rows})
-        instances = {obj.pk: obj for obj in page}
-        carried = [name for name in rows[0] if "__" not in name and not hasattr(model, name)]
+    def run(self, instances: Sequence[models.Model]) -> list[tuple[Row, ...]]:
+        """Per instance, one dict per field: ``{name: representation}``, or empty if skipped."""
         built = _built.get()
         chosen = self.fields
         if built is not None:  # the request's own serializer: its fields' state, not the plan's
             own = cast("Serializer[Any]", built).fields
             chosen = tuple((name, own[name]) for name, _ in self.fields)
-        result = []
-        for row in rows:
-            instance = instances.get(row[key])
-            if instance is None:  # deleted since the rows were read
-                result.append(tuple({name: None} for name, _ in chosen))
-                continue
-            for name in carried:
-                setattr(instance, name, row[name])
-            result.append(tuple(_represent(f, name, instance) for name, f in chosen))
-        return result
+        return [tuple(_represent(f, name, obj) for name, f in chosen) for obj in instances]
 
 
-def _loading_as(queryset: QuerySet, source: QuerySet) -> QuerySet:
-    """``queryset`` joining and prefetching what ``source`` does (a view's queryset)."""
-    selected = source.query.select_related
-    if selected is True:
-        queryset = queryset.select_related()
-    elif selected:
-        queryset = queryset.select_related(*_paths(selected))
-    # _prefetch_related_lookups: private QuerySet state, absent from django-stubs
-    lookups = source._prefetch_related_lookups  # type: ignore[attr-defined]
-    return queryset.prefetch_related(*lookups) if lookups else queryset
+def _row_reader(
+    model: type[models.Model], columns: Sequence[str], optional: Sequence[str]
+) -> Callable[[models.Model], Row]:
+    """What ``values(*columns)`` returns for a row, read from its instance (loaded with the
+    relations of the columns joined); ``optional`` attributes only where the instance has
+    them (a view's annotations)."""
+    getters = [(column, _column_getter(model, column)) for column in columns]
+
+    def read(obj: models.Model) -> Row:
+        row = {column: get(obj) for column, get in getters}
+        for name in optional:
+            if hasattr(obj, name):
+                row[name] = getattr(obj, name)
+        return row
+
+    return read
 
 
-def _paths(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """The ``select_related`` paths of Django's nested dict of them."""
-    paths = []
-    for name, below in tree.items():
-        paths += _paths(below, f"{prefix}{name}{LOOKUP_SEP}") if below else [prefix + name]
-    return paths
+def _column_getter(model: type[models.Model], path: str) -> Callable[[Any], Any]:
+    """The value ``values(path)`` reads, from an instance: through to-one relations (None
+    when one is absent), then the column's loaded value (a file's name, not its FieldFile)."""
+    *through, last = path.split(LOOKUP_SEP)
+    accessors = []
+    for name in through:
+        step = relation(model, name)
+        assert step is not None and not step.many  # compiled columns join to-one relations
+        accessors.append(step.accessor)
+        model = step.related_model
+    attname = model._meta.pk.attname if last == "pk" else column_attname(model, last) or last
+
+    def get(obj: Any) -> Any:
+        for accessor in accessors:
+            try:
+                obj = getattr(obj, accessor)
+            except ObjectDoesNotExist:  # an absent reverse one-to-one
+                return None
+            if obj is None:
+                return None
+        loaded = obj.__dict__
+        return loaded[attname] if attname in loaded else getattr(obj, attname)
+
+    return get
 
 
-def _with_keys(queryset: QuerySet, keys: set[Any]) -> QuerySet:
-    """``queryset``'s rows whose primary key is in ``keys``: one array parameter on
-    PostgreSQL, where psycopg spends milliseconds preparing a thousand ``IN`` placeholders."""
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return queryset.filter(pk__in=keys)
-    pk, quote = queryset.model._meta.pk, connection.ops.quote_name
-    column = f"{quote(queryset.model._meta.db_table)}.{quote(pk.column)}"
-    values = [pk.get_db_prep_value(key, connection) for key in keys]
-    return queryset.filter(RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField()))
+def _joins(columns: Iterable[str]) -> tuple[str, ...]:
+    """The ``select_related`` paths the columns of a ``values()`` query go through."""
+    paths = (column.rsplit(LOOKUP_SEP, 1)[0] for column in columns if LOOKUP_SEP in column)
+    return tuple(dict.fromkeys(paths))
 
 
 def _represent(f: fields.Field, name: str, instance: Any) -> Row:
@@ -677,9 +660,10 @@ class _Query:
         self.transform = namespace["transform"]
 
     def render(
-        self, rows: list[Row], using: str | None, source: QuerySet | None = None
+        self, rows: list[Row], using: str | None, instances: Sequence[models.Model] = ()
     ) -> list[Any]:
-        """Fetch the children and run the batches of ``rows``, then transform them."""
+        """Fetch the children and run the batches of ``rows`` (read from ``instances`` when
+        some fields render from them), then transform them."""
         assert self.transform is not None
         arguments: dict[str, Any] = {name: make() for name, make in self.per_render.items()}
         for child in self.children:
@@ -687,7 +671,7 @@ class _Query:
         for each in self.batches:
             arguments[each.name] = each.run(rows)
         for loader in self.loaders:
-            arguments[loader.name] = loader.run(rows, using, source)
+            arguments[loader.name] = loader.run(instances)
         return self.transform(rows, **arguments)
 
     def state(self) -> tuple[Any, ...]:
@@ -1250,9 +1234,10 @@ class _Compiler:
 class ReadPlan:
     """How ``serializer_class`` renders querysets: compiled, or through DRF and why.
 
-    A plan may be partial: ``compiled_fields`` come from ``values()`` rows, and
-    ``instance_fields`` render through their own DRF fields from model instances loaded in
-    one planned query per render; ``fallback_reasons`` names each of those and why.
+    A plan may be partial: ``instance_fields`` render through their own DRF fields from model
+    instances, and ``compiled_fields`` from rows read off the same instances, loaded in one
+    planned query (a whole plan reads ``values()`` rows); ``fallback_reasons`` names each
+    field that does not compile and why.
     """
 
     serializer_class: type[BaseSerializer]
@@ -1263,6 +1248,8 @@ class ReadPlan:
     _serializer: BaseSerializer | None = field(default=None, repr=False)
     _shape: Callable[[Any], Any] | None = field(default=None, repr=False)
     _list_shape: Callable[[Any], Any] | None = field(default=None, repr=False)
+    _load: QueryPlan | None = field(default=None, repr=False)  # a partial plan's instances
+    _read_row: Callable[[models.Model], Row] | None = field(default=None, repr=False)
 
     @property
     def compiled(self) -> bool:
@@ -1297,17 +1284,20 @@ class ReadPlan:
         return dataclasses.replace(self, _serializer=serializer)
 
     def rows(self, queryset: AnyQuerySet, extra_columns: Iterable[str] = ()) -> QuerySet:
-        """``queryset`` (or a manager) as the ``values()`` query of the root rows: paginate it,
-        render a page. Its rows come in the order of ``queryset``'s model instances.
+        """``queryset`` (or a manager) as the query of the root rows: paginate it, render a
+        page. A whole plan's is a ``values()`` query, its rows in the order of ``queryset``'s
+        model instances; a partial plan's loads those instances, what the compiled columns
+        join and the instance fields need added to what ``queryset`` loads.
 
         ``extra_columns`` are loaded too, e.g. the ordering columns a cursor paginator reads.
         """
         root = self._compiled()
         queryset = queryset_of(queryset)
+        if self._load is not None:
+            return self._load.apply(queryset)
         annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
-        carried = [name for loader in root.loaders for name in loader.annotations(queryset)]
         selected = {**queryset.query.annotation_select, **queryset.query.extra_select}
-        carried += [name for name in root.view_annotations if name in selected]
+        carried = [name for name in root.view_annotations if name in selected]
         columns = dict.fromkeys([*root.columns, *extra_columns, *carried])
         rows = ordered_for_values(annotated).values(*columns)
         # The same rows: a paginator counts them without the joins of the to-one columns.
@@ -1315,20 +1305,17 @@ class ReadPlan:
         return rows
 
     def render(
-        self,
-        rows: list[Row],
-        context: Mapping[str, Any] | None = None,
-        using: str | None = None,
-        source: QuerySet | None = None,
+        self, rows: list[Any], context: Mapping[str, Any] | None = None, using: str | None = None
     ) -> list[Any]:
-        """The representations of ``rows`` from ``rows(source)``; to-many relations query
-        ``using``. Fields rendering from instances load them as ``source`` loads its own
-        (its ``select_related`` and ``prefetch_related``) where they may read anything."""
+        """The representations of ``rows`` from ``rows()``; to-many relations query ``using``."""
         root = self._compiled()
+        instances: Sequence[models.Model] = ()
+        if self._read_row is not None:  # a partial plan's page: instances
+            instances, rows = rows, [self._read_row(obj) for obj in rows]
         token = _context.set(context if context is not None else {})
         built = _built.set(self._serializer)
         try:
-            data = root.render(rows, using, source)
+            data = root.render(rows, using, instances)
             shape = self._shape
             if shape is not None:  # compiled_postprocess, of the request's serializer if bound
                 shape = _postprocess(self._serializer) or shape if self._serializer else shape
@@ -1346,8 +1333,7 @@ class ReadPlan:
             serializer_class = self.serializer_class
             queryset = optimize(queryset, serializer_class)
             return serializer_class(queryset, many=True, context=context or {}).data
-        rows = list(self.rows(queryset))
-        return self.shape_list(self.render(rows, context, queryset.db, queryset))
+        return self.shape_list(self.render(list(self.rows(queryset)), context, queryset.db))
 
     @property
     def shapes_lists(self) -> bool:
@@ -1376,11 +1362,14 @@ def _prefetch_name(lookup: str | Prefetch) -> str:
 
 
 def _instance_plan(
-    serializer: BaseSerializer, model: type[models.Model], chosen: Sequence[fields.Field]
-) -> tuple[QueryPlan, frozenset[str] | None]:
-    """How to load the instances ``chosen`` fields of ``serializer`` render from, with the
-    attributes they read (None: any). The serializer's ``@requires`` declarations apply
-    where a field reads what they name."""
+    serializer: BaseSerializer,
+    model: type[models.Model],
+    chosen: Sequence[fields.Field],
+    joins: Sequence[str],
+) -> QueryPlan:
+    """How to load the instances ``chosen`` fields of ``serializer`` render from, whole rows
+    with ``joins`` (what the compiled columns read through). The serializer's ``@requires``
+    declarations apply where a field reads what they name."""
     reads: set[str] | None = {f.source_attrs[0] for f in chosen if f.source_attrs}
     if any(f.source == "*" or isinstance(f, fields.SerializerMethodField) for f in chosen):
         reads = None
@@ -1399,9 +1388,9 @@ def _instance_plan(
         walk.hint(needs, node, "", code_reads=False)
     for f in chosen:
         walk.field(f, node, str(f.field_name))
-    # A method field or source='*' may read any column: whole rows, as DRF loads them.
-    plan = _build(node, only=reads is not None, extra_columns=(pk_attname(model),))
-    return plan, frozenset(reads) if reads is not None else None
+    plan = _build(node, only=False)
+    select_related = tuple(dict.fromkeys((*joins, *plan.select_related)))
+    return dataclasses.replace(plan, select_related=select_related)
 
 
 # What a serializer class's own method means for the compiler, and what to do about it.
@@ -1518,12 +1507,14 @@ def _compile_tree(
                 "than the second query a partial plan costs"
             )
             return ReadPlan(serializer_class, (*reasons, why))
-        key = pk_attname(model)
-        root.read(key)
-        chosen = tuple(split.instance)
-        plan, reads = _instance_plan(child, model, [f for _, f in chosen])
-        root.loaders.append(_Instances(split.name, model, key, chosen, plan, reads))
+        root.loaders.append(_Instances(split.name, tuple(split.instance)))
     root.compile(code, name)
+    load = read_row = None
+    if root.loaders:  # one query of instances: the compiled columns are read off them
+        chosen = [f for _, f in split.instance]
+        load = _instance_plan(child, model, chosen, _joins(root.columns))
+        load = dataclasses.replace(load, annotations={**root.annotations, **load.annotations})
+        read_row = _row_reader(model, tuple(root.columns), tuple(root.view_annotations))
     return ReadPlan(
         serializer_class,
         reasons,
@@ -1532,6 +1523,8 @@ def _compile_tree(
         tuple(name for name, _ in split.instance),
         _shape=shape,
         _list_shape=list_shape,
+        _load=load,
+        _read_row=read_row,
     )
 
 

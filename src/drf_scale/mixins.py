@@ -128,7 +128,7 @@ class ReadPathMixin(_View):
         self.check_object_access()
         queryset = self.filter_queryset(self.get_queryset())
         row = get_object_or_404(plan.rows(queryset), **self.object_lookup())
-        return Rendered(plan.render([row], self.read_context(), queryset.db, queryset)[0])
+        return Rendered(plan.render([row], self.read_context(), queryset.db)[0])
 
     def read_context(self) -> Any:
         """The serializer context of this read, built once per request: an application's
@@ -178,7 +178,7 @@ class ReadPathMixin(_View):
             return None
         context, using = self.read_context(), queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
-        return rows, lambda page: plan.shape_list(plan.render(page, context, using, queryset))
+        return rows, lambda page: plan.shape_list(plan.render(page, context, using))
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         instance = args[0] if args else kwargs.get("instance")

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
@@ -171,8 +171,9 @@ def render_by_pk(plan: ReadPlan, queryset: Any, pks: list[Any], context: Any) ->
     """The representations of rows ``pks`` of ``queryset`` through a compiled plan, by pk."""
     pk_name = queryset.model._meta.pk.attname
     rows = list(plan.rows(queryset.filter(pk__in=pks), (pk_name,)))
-    rendered = plan.render(rows, context, queryset.db, queryset)
-    return {row[pk_name]: data for row, data in zip(rows, rendered, strict=True)}
+    rendered = plan.render(rows, context, queryset.db)
+    keys = [row.pk if isinstance(row, Model) else row[pk_name] for row in rows]  # partial: Model
+    return dict(zip(keys, rendered, strict=True))
 
 
 class CachedViewMixin(ConditionalRetrieveModelMixin):
