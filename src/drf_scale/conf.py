@@ -68,10 +68,11 @@ DEFAULTS: dict[str, Any] = {
     "AGGREGATE_RETRY_AFTER": 2,
     # Aggregates: seconds a computation holds its lock (a crashed one frees it then).
     "AGGREGATE_COMPUTE_TIMEOUT": 60,
-    # A serializer some of whose fields do not compile: compile the others and render those
-    # from the page's instances, reading the others' columns off them. "auto": only where the compiled fields are ones DRF
-    # renders at a cost (nested serializers, relations, links, files, batched methods); True:
-    # always; False: such a serializer renders through DRF (BENCHMARKS.md, the zoo).
+    # A serializer some of whose fields do not compile: render those from the page's
+    # instances and compile the others, reading their columns off the same instances.
+    # "auto": only where the compiled fields are ones DRF renders at a cost (nested
+    # serializers, relations, links, files, batched methods); True: always; False: such a
+    # serializer renders through DRF (BENCHMARKS.md, the zoo).
     "PARTIAL_COMPILATION": "auto",
     # Compiled read plans serve FastReadMixin and write responses; False: all through DRF.
     "FAST_READS": True,

@@ -15,10 +15,11 @@ URL reversed once per render), ``FileField``/``ImageField`` (the storage's URL) 
 A root field the compiler cannot read from columns (a method field without ``@batch``, a
 field that needs the instance, a nested serializer with such a field) renders through its own
 DRF field from the page's model instances, which the compiled fields read their columns off
-(one query, as DRF loads its page), merged into each row in the serializer's field order (``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
+(one query, as DRF loads its page), merged into each row in the serializer's field order
+(``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
 ``DRF_SCALE["PARTIAL_COMPILATION"]`` is True, or ``"auto"`` (the default) and the compiled
-fields are ones DRF renders at a cost (measured, BENCHMARKS.md's zoo: plain columns save less
-than the second query costs). A serializer with no field but its primary key compiled
+fields are ones DRF renders at a cost (measured, BENCHMARKS.md's zoo: plain columns save
+little). A serializer with no field but its primary key compiled
 renders through DRF instead.
 ``ReadPlan.fallback_reasons`` names each such field: ``"<path>: <field class> — <why>"``.
 It is logged once per class, as a WARNING.
