@@ -191,13 +191,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     prepare(max(rows))
     print(f"bench.zoo: data ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     results = {}
-    from django.conf import settings
-
-    mode = {"auto": "auto", "on": True}.get(
-        args.partial, settings.DRF_SCALE.get("PARTIAL_COMPILATION", False)
-    )
-    partial = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": mode}
-    with override_settings(**SETTINGS, DRF_SCALE=partial):  # the zoo's URL names, MEDIA_URL
+    with override_settings(**SETTINGS):  # the zoo's URL names, MEDIA_URL
         names = args.shapes.split(",") if args.shapes else None
         for case in cases(3 if args.smoke else None, names):
             for n in rows:
@@ -206,7 +200,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     command = "python -m bench.zoo " + " ".join(args.argv)
     content = block(results, command.strip(), args.repeat)
     print(content)
-    if not (args.no_write or args.smoke or args.shapes or args.partial):
+    if not (args.no_write or args.smoke or args.shapes):
         text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
         BENCHMARKS.write_text(replace_block(text, content, START, END))
 
@@ -220,11 +214,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", help="comma-separated shape names (default: all; no write)")
     parser.add_argument(
         "--smoke", action="store_true", help="3 shapes, 20 rows, in-memory SQLite, no write"
-    )
-    parser.add_argument(
-        "--partial",
-        choices=["auto", "on"],
-        help="DRF_SCALE['PARTIAL_COMPILATION'] 'auto' or True (default: the settings'; no write)",
     )
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv

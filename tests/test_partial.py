@@ -24,13 +24,7 @@ from tests.fastapp import serializers as fast
 from tests.fastapp.data import make_gadgets
 from tests.fastapp.models import Gadget, Part
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("partial_compilation")]
-
-
-@pytest.fixture
-def partial_compilation(settings):
-    """Partial plans are opt-in (DRF_SCALE["PARTIAL_COMPILATION"]); these tests are theirs."""
-    settings.DRF_SCALE = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": True}
+pytestmark = pytest.mark.django_db
 
 
 def as_json(data) -> str:
@@ -522,7 +516,7 @@ def test_a_context_that_reads_the_queryset_compiles_without_recursion():
     assert get(ContextFast, "list") == get(ContextPlain, "list")
 
 
-def test_partial_plans_are_opt_in(settings):
+def test_partial_plans_can_be_switched_off(settings):
     settings.DRF_SCALE = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": False}
     plan = compile_read_plan(PartialGadgetSerializer)
     assert (plan.compiled, plan.coverage, plan.instance_fields) == (False, 0.0, ())

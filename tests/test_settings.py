@@ -42,7 +42,7 @@ OTHER_VALUES: dict[str, Any] = {
     "NPLUSONE_THRESHOLD": 7,
     "QUERY_CHECKS": "log",
     "UNPLANNED_FETCH": "raise",
-    "PARTIAL_COMPILATION": True,
+    "PARTIAL_COMPILATION": False,
     "COUNT_STRATEGY": "drf_scale.counting.ExactCount",
     "PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "COUNT_HYBRID_THRESHOLD": 500,

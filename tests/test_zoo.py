@@ -60,10 +60,9 @@ BUGS: dict[str, str] = {}
 
 
 @pytest.fixture
-def zoo_settings(settings):
-    """The zoo's URLs, and partial plans on (opt-in): they must render DRF's JSON too."""
-    partial = {**settings.DRF_SCALE, "PARTIAL_COMPILATION": True}
-    with override_settings(**SETTINGS, DRF_SCALE=partial):
+def zoo_settings():
+    """The zoo's URLs (hyperlinks) and MEDIA_URL (files)."""
+    with override_settings(**SETTINGS):
         yield
 
 
@@ -225,25 +224,6 @@ def test_compiled_reads_name_columns_or_the_field_renders_from_instances():
         "GuessingSerializer.content_type: GuessingField — compiled_reads names "
         "'verbose_name', no column of ContentType",
     )
-
-
-def test_auto_partial_plans_only_where_the_compiled_fields_cost_drf_something():
-    """``"auto"``: a serializer whose compiled fields are plain columns renders through DRF
-    (measured, BENCHMARKS.md: its second query costs more than they save); one with links and
-    nested serializers compiled renders them compiled, the rest from instances."""
-    from tests.zoo import serializers as zoo
-
-    with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": "auto"}):
-        light = compile_read_plan(zoo.CanChangeSerializer)
-        costly = compile_read_plan(zoo.DisplayedDeviceSerializer)
-    assert not light.compiled
-    assert light.fallback_reasons[-1] == (
-        "CanChangeSerializer: beside them only plain columns compile, which DRF renders for "
-        "less than the second query a partial plan costs"
-    )
-    assert costly.compiled
-    assert costly.compiled_fields == ("url", "id", "name", "series")
-    assert costly.instance_fields == ("display", "maker", "remarks")
 
 
 class _SeesThePage:

@@ -69,11 +69,9 @@ DEFAULTS: dict[str, Any] = {
     # Aggregates: seconds a computation holds its lock (a crashed one frees it then).
     "AGGREGATE_COMPUTE_TIMEOUT": 60,
     # A serializer some of whose fields do not compile: render those from the page's
-    # instances and compile the others, reading their columns off the same instances.
-    # "auto": only where the compiled fields are ones DRF renders at a cost (nested
-    # serializers, relations, links, files, batched methods); True: always; False: such a
-    # serializer renders through DRF (BENCHMARKS.md, the zoo).
-    "PARTIAL_COMPILATION": "auto",
+    # instances and compile the others, reading their columns off the same instances (one
+    # query, as DRF's). False: such a serializer renders through DRF (BENCHMARKS.md, the zoo).
+    "PARTIAL_COMPILATION": True,
     # Compiled read plans serve FastReadMixin and write responses; False: all through DRF.
     "FAST_READS": True,
     # Representation cache: None keeps it in this process's memory (one process only);
@@ -184,7 +182,7 @@ SPECS: dict[str, Spec] = {
     "NPLUSONE_THRESHOLD": _integer(2),
     "QUERY_CHECKS": _choice(None, *QUERY_CHECK_MODES),
     "UNPLANNED_FETCH": _choice("peers", "raise", "one"),
-    "PARTIAL_COMPILATION": _choice(False, "auto", True),
+    "PARTIAL_COMPILATION": _flag(),
     "COUNT_STRATEGY": Spec(
         "a dotted path to a CountStrategy subclass", base="drf_scale.counting.CountStrategy"
     ),

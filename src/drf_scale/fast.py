@@ -16,11 +16,9 @@ A root field the compiler cannot read from columns (a method field without ``@ba
 field that needs the instance, a nested serializer with such a field) renders through its own
 DRF field from the page's model instances, which the compiled fields read their columns off
 (one query, as DRF loads its page), merged into each row in the serializer's field order
-(``ReadPlan.instance_fields``, ``ReadPlan.coverage``), when
-``DRF_SCALE["PARTIAL_COMPILATION"]`` is True, or ``"auto"`` (the default) and the compiled
-fields are ones DRF renders at a cost (measured, BENCHMARKS.md's zoo: plain columns save
-little). A serializer with no field but its primary key compiled
-renders through DRF instead.
+(``ReadPlan.instance_fields``, ``ReadPlan.coverage``), unless
+``DRF_SCALE["PARTIAL_COMPILATION"]`` is False. A serializer with no field but its primary key
+compiled renders through DRF instead.
 ``ReadPlan.fallback_reasons`` names each such field: ``"<path>: <field class> — <why>"``.
 It is logged once per class, as a WARNING.
 """
@@ -757,17 +755,6 @@ def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
 
 
-def _costly(f: fields.Field) -> bool:
-    """Whether DRF renders ``f`` at a cost a partial plan saves: a nested serializer, a
-    relation rendered through a field, a link, a file's URL or a batched method."""
-    plain = (relations.PrimaryKeyRelatedField, relations.PKOnlyObject)
-    if isinstance(f, BaseSerializer | relations.ManyRelatedField):
-        return True
-    if isinstance(f, relations.RelatedField):
-        return not isinstance(f, plain)
-    return isinstance(f, fields.FileField | fields.SerializerMethodField)
-
-
 _RELATED_HINT = "use a nested serializer, a PrimaryKeyRelatedField or a SlugRelatedField"
 
 
@@ -1502,12 +1489,6 @@ def _compile_tree(
         keys = ([pk.name], [pk.attname], ["pk"])
         if not partial or all(f.source_attrs in keys for _, f in split.compiled):
             return ReadPlan(serializer_class, reasons)  # nothing to gain but the key
-        if partial == "auto" and not any(_costly(f) for _, f in split.compiled):  # measured
-            why = (
-                f"{name}: beside them only plain columns compile, which DRF renders for less "
-                "than the second query a partial plan costs"
-            )
-            return ReadPlan(serializer_class, (*reasons, why))
         root.loaders.append(_Instances(split.name, tuple(split.instance)))
     root.compile(code, name)
     load = read_row = None
