@@ -236,13 +236,16 @@ class _SeesThePage:
         return super().get_serializer_context()
 
 
-def test_a_view_context_reading_the_page_sees_it_when_drf_renders():
+@pytest.mark.parametrize("partial", [False, True], ids=["DRF's path", "partial plan"])
+def test_a_view_context_reading_the_page_sees_it(partial):
+    """Rendered by DRF, or by a partial plan (its page holds instances): the view's context
+    comes once, after pagination, as under DRF."""
     make_zoo(4)
     shape = Shape(
         "context", DynamicDeviceSerializer, Device.objects.all(), {"omit": "series"},
         hooks=(_SeesThePage,),
     )  # fmt: skip
-    with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": False}):
+    with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": partial}):
         for scale in (False, True):
             _SeesThePage.seen.clear()
             view = shape.view(scale).as_view({"get": "list"})

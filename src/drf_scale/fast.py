@@ -1324,6 +1324,11 @@ class ReadPlan:
         return self.shape_list(self.render(list(self.rows(queryset)), context, queryset.db))
 
     @property
+    def pages_instances(self) -> bool:
+        """Whether ``rows()`` gives model instances (a partial plan), not ``values()`` rows."""
+        return self._load is not None
+
+    @property
     def shapes_lists(self) -> bool:
         """Whether its list serializer's ``compiled_postprocess`` applies to rendered lists."""
         return self._list_shape is not None

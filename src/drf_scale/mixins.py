@@ -176,8 +176,11 @@ class ReadPathMixin(_View):
         plan = self.get_read_plan()
         if plan is None:
             return None
-        context, using = self.read_context(), queryset.db
+        using = queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
+        if plan.pages_instances:  # the view's context may read the page, as under DRF
+            return rows, lambda page: plan.shape_list(plan.render(page, self.read_context(), using))
+        context = self.read_context()  # before the page of values() rows, which it cannot read
         return rows, lambda page: plan.shape_list(plan.render(page, context, using))
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
