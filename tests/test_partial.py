@@ -173,6 +173,40 @@ def test_instances_load_as_the_views_queryset_does_for_a_method_field(count):
     assert queries == 2  # the instances, their makers joined as the view's queryset does; labels
 
 
+class RemembersGadgets(serializers.Field):
+    """NetBox's CustomFieldsDataField keeps what it queried on itself, for one request."""
+
+    def to_representation(self, value):
+        if not hasattr(self, "_known"):
+            self._known = Gadget.objects.count()
+        return f"{value} of {self._known}"
+
+
+class RemembersSerializer(serializers.ModelSerializer):
+    name = RemembersGadgets()
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name"]
+
+
+def test_a_field_of_ones_own_starts_each_render_afresh_as_drf_builds_it_per_request():
+    make_gadgets(2)
+    plan = compile_read_plan(RemembersSerializer)
+    assert plan.compiled and not plan.instance_fields
+
+    def both() -> tuple[str, str]:
+        queryset = Gadget.objects.order_by("id")
+        return as_json(plan.execute(queryset)), drf(RemembersSerializer, queryset.all())
+
+    ours, expected = both()
+    assert ours == expected
+    Gadget.objects.create(name="later")  # a later request: DRF's fresh serializer counts 3
+    ours, expected = both()
+    assert ours == expected
+    assert json.loads(ours)[0]["name"] == "Gadget 0 of 3"
+
+
 # Everywhere the plan is used: views (list, retrieve), the cache's render_by_pk, writes.
 
 

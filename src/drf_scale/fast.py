@@ -25,6 +25,7 @@ It is logged once per class, as a WARNING.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import decimal
@@ -342,7 +343,18 @@ def _converter(f: fields.Field, model_field: Any) -> Converter | _PerRender | No
     ``to_representation`` is called, since a value-sourced field receives the column value.
     """
     build = _CONVERTERS.get(type(f).to_representation)
-    return build(f, model_field) if build is not None else f.to_representation
+    if build is not None:
+        return build(f, model_field)
+    return _PerRender(lambda: _fresh(f).to_representation)
+
+
+def _fresh(f: FieldT) -> FieldT:
+    """A copy of ``f`` bound where it is, for one render: a field of one's own may keep state
+    on itself for a request (NetBox's caches its custom fields), as DRF builds its fields per
+    request, and a plan outlives requests."""
+    clone = copy.deepcopy(f)
+    clone.bind(f.field_name, f.parent)  # type: ignore[attr-defined]
+    return clone
 
 
 # Field kinds DRF renders from the instance, compiled from its columns.
@@ -1102,12 +1114,15 @@ class _Compiler:
                 why = f"compiled_reads names {name!r}, no column of {scope.model.__name__}"
                 return self.fail(where, f, why)
             codes.append(scope.query.read(scope.column(found.name)))
-        represent, keys = f.to_representation, tuple(names)
-        name = scope.query.name("c")
-        scope.query.constants[name] = lambda *values: represent(
-            SimpleNamespace(**dict(zip(keys, values, strict=True)))
-        )
-        return f"{name}({', '.join(codes)})"
+        keys = tuple(names)
+
+        def make() -> Callable[..., Any]:
+            represent = _fresh(f).to_representation
+            return lambda *values: represent(
+                SimpleNamespace(**dict(zip(keys, values, strict=True)))
+            )
+
+        return scope.query.call(make, *codes)
 
     def slug(self, f: relations.SlugRelatedField, scope: _Scope, where: str) -> str:
         *through, last = f.slug_field.split(LOOKUP_SEP)
