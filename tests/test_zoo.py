@@ -280,3 +280,39 @@ def test_a_get_serializer_needing_the_views_context_renders_through_drf(caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "drf_scale.mixins"]
     assert len(said) == 1  # once per view class
     assert "get_serializer() raised KeyError: 'omit'" in said[0]
+
+
+class _FlagsContext:
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "flag": "on"}
+
+
+class _FlaggedDeviceSerializer(DynamicDeviceSerializer):
+    """Shaped per request, partly compiled: ``flag`` renders from instances, reading the
+    view's own context key (paperless-ngx's tags read their children map there)."""
+
+    flag = serializers.SerializerMethodField()
+
+    class Meta(DynamicDeviceSerializer.Meta):
+        fields = [*DynamicDeviceSerializer.Meta.fields, "flag"]
+
+    def get_flag(self, device):
+        return self.context["flag"]
+
+
+@pytest.mark.parametrize("action", ["list", "retrieve"])
+def test_instance_fields_of_a_per_request_serializer_read_the_views_context(action):
+    make_zoo(4)
+    shape = Shape("flags", _FlaggedDeviceSerializer, Device.objects.all(), hooks=(_FlagsContext,))
+    pk = Device.objects.order_by("pk").values_list("pk", flat=True)[0]
+    bodies = []
+    for scale in (False, True):
+        view = shape.view(scale).as_view({"get": action})
+        for _ in range(2):  # compiled on the first request, from the plan cache on the second
+            request = factory.get("/zoo/", {"limit": 3})
+            response = view(request, pk=pk) if action == "retrieve" else view(request)
+            response.render()
+            assert response.status_code == 200, response.content
+        bodies.append(json.loads(response.content))
+    assert bodies[1] == bodies[0]
+    assert (bodies[1] if action == "retrieve" else bodies[1]["results"][0])["flag"] == "on"

@@ -1284,6 +1284,7 @@ class ReadPlan:
         ``serializer`` (the one the view built for the request, with the same field names)."""
         if self._root is None:
             return self
+        _render_context(serializer)  # its fields read the context of the render they run in
         return dataclasses.replace(self, _serializer=serializer)
 
     def rows(self, queryset: AnyQuerySet, extra_columns: Iterable[str] = ()) -> QuerySet:
@@ -1601,11 +1602,9 @@ def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) 
         return ruled_out
     model = serializer_class.Meta.model  # type: ignore[attr-defined]
     # The plan outlives this serializer's request: its fields read the render's context.
-    root: Any = child
-    while root.parent is not None:
-        root = root.parent
+    root = _root_of(child)
     context = root.__dict__.get("_context")
-    root._context = _CurrentContext()
+    _render_context(child)
     plan = _compile_tree(serializer_class, model, listing, child, serializer_class.__name__)
     if not plan.compiled:  # DRF renders with this serializer: its own context back
         if context is None:
@@ -1613,6 +1612,18 @@ def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) 
         else:
             root._context = context
     return plan
+
+
+def _root_of(serializer: BaseSerializer) -> Any:
+    root: Any = serializer
+    while root.parent is not None:
+        root = root.parent
+    return root
+
+
+def _render_context(serializer: BaseSerializer) -> None:
+    """Make ``serializer``'s tree read the context of the render it runs in."""
+    _root_of(serializer)._context = _CurrentContext()
 
 
 def _clear() -> None:
