@@ -488,6 +488,7 @@ class _Child:
     back: str  # the lookup from the related rows to that key
     base: QuerySet
     query: _Query
+    path: str  # the relation's prefetch_related() path from the root rows
 
     def fetch(self, rows: list[Row], using: str | None) -> Mapping[Any, list[Any]]:
         keys = {row[self.parent_key] for row in rows}
@@ -1183,7 +1184,8 @@ class _Compiler:
         child.compile(code, where)
         parent_key = scope.column(step.parent_key)
         name = scope.query.name("m")
-        scope.query.children.append(_Child(name, parent_key, step.back, queryset, child))
+        path = scope.prefix + step.accessor
+        scope.query.children.append(_Child(name, parent_key, step.back, queryset, child, path))
         return f"{name}.get({scope.query.read(parent_key)}, [])"
 
     def method(self, f: fields.SerializerMethodField, scope: _Scope, where: str) -> str:
@@ -1333,11 +1335,29 @@ class ReadPlan:
         """What ``serializer_class(queryset, many=True, context=context).data`` returns;
         ``queryset`` may be a manager."""
         queryset = queryset_of(queryset)
-        if self._root is None:
+        if not self.serves(queryset):
             serializer_class = self.serializer_class
             queryset = optimize(queryset, serializer_class)
             return serializer_class(queryset, many=True, context=context or {}).data
         return self.shape_list(self.render(list(self.rows(queryset)), context, queryset.db))
+
+    def serves(self, queryset: AnyQuerySet) -> bool:
+        """Whether the plan renders ``queryset`` as DRF would. Not when ``queryset`` prefetches
+        a relation the plan fetches itself through a ``Prefetch`` of its own queryset (a
+        filter): DRF renders what that queryset selects, the plan every related row."""
+        if self._root is None:
+            return False
+        # _prefetch_related_lookups: private QuerySet state, absent from django-stubs
+        declared = queryset_of(queryset)._prefetch_related_lookups  # type: ignore[attr-defined]
+        own = [
+            lookup.prefetch_through
+            for lookup in declared
+            if isinstance(lookup, Prefetch) and lookup.queryset is not None and not lookup.to_attr
+        ]
+        fetched = [child.path for child in self._root.children]
+        return not any(
+            path == mine or path.startswith(mine + LOOKUP_SEP) for path in own for mine in fetched
+        )
 
     @property
     def pages_instances(self) -> bool:

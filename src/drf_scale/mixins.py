@@ -125,8 +125,10 @@ class ReadPathMixin(_View):
         plan = self.get_read_plan()
         if plan is None:
             return super().get_object()
-        self.check_object_access()
         queryset = self.filter_queryset(self.get_queryset())
+        if not plan.serves(queryset):
+            return super().get_object()
+        self.check_object_access()
         row = get_object_or_404(plan.rows(queryset), **self.object_lookup())
         return Rendered(plan.render([row], self.read_context(), queryset.db)[0])
 
@@ -174,7 +176,7 @@ class ReadPathMixin(_View):
     def compiled_list_rows(self, queryset: QuerySet) -> ListRows | None:
         """The plan's ``values()`` rows of a list and their rendering; None: DRF's path."""
         plan = self.get_read_plan()
-        if plan is None:
+        if plan is None or not plan.serves(queryset):
             return None
         using = queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))

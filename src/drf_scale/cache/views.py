@@ -362,7 +362,7 @@ class CachedListMixin(CachedViewMixin):
 
     def cached_list_rows(self, queryset: QuerySet) -> ListRows | None:
         cache, plan = self.get_representation_cache(), self.get_read_plan()
-        if cache is None or plan is None:
+        if cache is None or plan is None or not plan.serves(queryset):
             return super().cached_list_rows(queryset)
         # A bad filter, cursor, page size or ordering is a 400 before any 304: both built
         # lazily, no query runs for them; the paginator keeps the page query it built.

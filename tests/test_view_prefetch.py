@@ -1,0 +1,70 @@
+"""A view's own Prefetch with a queryset (a filter) on a relation the compiled plan fetches
+itself: DRF renders what the Prefetch selects, so the plan steps aside for that queryset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db.models import Prefetch
+from rest_framework import serializers, viewsets
+from rest_framework.test import APIRequestFactory
+
+from drf_scale.fast import compile_read_plan
+from drf_scale.viewsets import ScaleReadOnlyModelViewSet
+from tests.testapp.data import make_catalog
+from tests.testapp.models import Product, Review
+from tests.testapp.serializers import ReviewSerializer
+
+pytestmark = pytest.mark.django_db
+
+
+class RatedProductSerializer(serializers.ModelSerializer):
+    reviews = ReviewSerializer(many=True, read_only=True)  # their customers joined
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "reviews"]
+
+
+def good_reviews():
+    return Prefetch("reviews", queryset=Review.objects.filter(rating__gte=3))
+
+
+class GoodReviews:
+    def get_queryset(self):
+        return super().get_queryset().prefetch_related(good_reviews())  # type: ignore[misc]
+
+
+def view(base):
+    attrs = {
+        "queryset": Product.objects.order_by("id"),
+        "serializer_class": RatedProductSerializer,
+        "pagination_class": None,
+    }
+    return type("View", (GoodReviews, base), attrs)
+
+
+def test_the_plan_steps_aside_for_a_filtering_prefetch_and_renders_drfs_json():
+    make_catalog(6)
+    plan = compile_read_plan(RatedProductSerializer)
+    assert plan.compiled
+    filtered = Product.objects.prefetch_related(good_reviews()).order_by("id")
+    assert not plan.serves(filtered)
+    assert plan.serves(Product.objects.prefetch_related("reviews").order_by("id"))
+    to_attr = Prefetch("reviews", queryset=Review.objects.filter(rating__gte=3), to_attr="good")
+    assert plan.serves(Product.objects.prefetch_related(to_attr))  # DRF reads reviews.all()
+    expected = RatedProductSerializer(filtered.all(), many=True).data
+    assert plan.execute(filtered) == expected
+    assert any(not product["reviews"] for product in expected)  # the filter shows
+
+    factory = APIRequestFactory()
+    pk = Product.objects.order_by("id").values_list("pk", flat=True)[0]
+    for action, kwargs in (("list", {}), ("retrieve", {"pk": pk})):
+        bodies = []
+        for base in (viewsets.ReadOnlyModelViewSet, ScaleReadOnlyModelViewSet):
+            response = view(base).as_view({"get": action})(factory.get("/p/"), **kwargs)
+            response.render()
+            assert response.status_code == 200, response.content
+            bodies.append(json.loads(response.content))
+        assert bodies[1] == bodies[0]
