@@ -1448,7 +1448,7 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     serializer with none but its primary key compiled renders through DRF. Either is logged
     once per class, as a WARNING naming each such field and why (the ``fallback_reasons``).
     """
-    ruled_out = plan_without_building(serializer_class, many=True)
+    ruled_out = plan_without_building(serializer_class, True)  # type: ignore[arg-type]  # mypy#11470
     return _logged(ruled_out or _compile(serializer_class, serializer_class.__name__))
 
 
@@ -1581,9 +1581,11 @@ def compile_read_plan_for(serializer: BaseSerializer) -> ReadPlan:
     return plan.bind(child)
 
 
+@functools.cache
 def plan_without_building(serializer_class: type[BaseSerializer], many: bool) -> ReadPlan | None:
     """The plan of ``serializer_class`` (``many``: in its list serializer) when its class
     alone rules compiling out, so a view need not build one per request to know; else None.
+    Once per class: the MRO walks stay off the per-request path.
     """
     name = serializer_class.__name__
     if not scale_settings.FAST_READS:
@@ -1648,6 +1650,7 @@ def _render_context(serializer: BaseSerializer) -> None:
 
 def _clear() -> None:
     compile_read_plan.cache_clear()
+    plan_without_building.cache_clear()
     with _plans_lock:
         _plans.clear()
 

@@ -270,7 +270,9 @@ class FastReadMixin(ReadPathMixin):
         if _builds_per_request(type(self), serializer_class):  # type: ignore[arg-type]
             if self._caches_representations():  # one cache namespace per class
                 return None
-            if plan_without_building(serializer_class, action == "list") is not None:
+            # mypy#11470: classes are Hashable, as functools.cache requires
+            ruled_out = plan_without_building(serializer_class, action == "list")  # type: ignore[arg-type]
+            if ruled_out is not None:
                 return None  # no serializer built for nothing: DRF builds the one it renders
             try:
                 built = self.build_for_plan(action)
