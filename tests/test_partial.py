@@ -2,7 +2,7 @@
 
 import functools
 import json
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import User
@@ -495,15 +495,53 @@ def test_an_undeclared_override_falls_back_naming_it():
         "CustomRepresentationSerializer: its own to_representation() changes what DRF returns"
     )
     assert "compiled_postprocess" in reason
-    listing = compile_read_plan(UndeclaredListSerializer)
-    assert listing.fallback_reasons == (
-        "UndeclaredListSerializer[]: UndeclaredList — UndeclaredList.to_representation() is its "
-        "own code, which needs instances; when it only post-processes the list "
-        "super().to_representation() returns, move that step into a method named by "
-        "compiled_postprocess",
-    )
-    queryset = Gadget.objects.order_by("id")
-    assert as_json(listing.execute(queryset)) == drf(UndeclaredListSerializer, queryset)
+
+
+# A list serializer's own to_representation(): run on the page's instances, super() compiled.
+
+
+class PickingList(serializers.ListSerializer):
+    """Renders part of the page through super(): a filtered copy, reversed, or other rows."""
+
+    def to_representation(self, data):
+        self.context["seen"] = len(data)  # the context the fields read, as DRF's dict
+        picked = [obj for obj in data if obj.pk % 2][::-1]
+        others = list(Gadget.objects.filter(pk__in=[obj.pk for obj in data]).order_by("-pk")[:1])
+        return [*super().to_representation(picked), *super().to_representation(others)]
+
+
+class SeenSerializer(serializers.ModelSerializer):
+    seen = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name", "seen"]
+        list_serializer_class = PickingList
+
+    def get_seen(self, gadget: Gadget) -> int:
+        return self.context["seen"]
+
+
+@pytest.mark.parametrize("count", [3, 8])
+def test_a_list_serializers_own_code_runs_around_the_plan(count):
+    make_gadgets(count)
+    for serializer in (UndeclaredListSerializer, SeenSerializer):
+        queryset = Gadget.objects.order_by("id")
+        plan = compile_read_plan(serializer)
+        assert (plan.compiled, plan.shapes_lists, plan.pages_instances) == (True, True, True)
+        assert not [reason for reason in plan.fallback_reasons if "[]" in reason]
+        result, queries = count_queries(lambda p=plan, q=queryset: as_json(p.execute(q, {})))
+        assert result == drf(serializer, queryset, {})
+        # The page; SeenSerializer's own query; the object it found renders through DRF.
+        assert queries == (1 if serializer is UndeclaredListSerializer else 2)
+    assert json.loads(result)[0]["seen"] == count
+
+
+def test_a_list_serializers_own_code_needs_a_writable_context():
+    make_gadgets(2)
+    plan = compile_read_plan(SeenSerializer)
+    with pytest.raises(TypeError):  # a read-only mapping given as the context
+        plan.execute(Gadget.objects.all(), MappingProxyType({}))
 
 
 def test_a_nested_override_without_postprocess_is_an_instance_field():

@@ -53,6 +53,8 @@ QUERIES: dict[str, tuple[int, int, int, int] | dict[str, tuple[int, int, int, in
     "custom related field": (4, 12, 2, 2),  # the content types: joined
     "custom related fields, many": (4, 12, 3, 3),  # the labels: one query
     "display and brief nested": (10, 42, 3, 3),  # the count, the instances, the remarks
+    # The list serializer's own code: the labels, the devices its custom fields name.
+    "custom fields list": (4, 4, 4, 4),
 }
 
 # Shapes where drf_scale's JSON is not DRF's: bugs in the library, not in the shape.
@@ -122,12 +124,14 @@ def test_coverage_where_it_is_stable():
     for whole in (zoo.HyperlinkedDeviceSerializer, zoo.GadgetryFilesSerializer,
                   zoo.DeviceSerializer, zoo.DeviceMakerNameSerializer,
                   zoo.BatchedCanChangeSerializer, zoo.DeviceRemarkCountSerializer,
-                  zoo.RemarkTypeSerializer, zoo.GadgetryLabelsSerializer):  # fmt: skip
+                  zoo.RemarkTypeSerializer, zoo.GadgetryLabelsSerializer,
+                  zoo.NumberedDeviceSerializer):  # fmt: skip
         plan = compile_read_plan(whole)
         assert plan.compiled and not plan.fallback_reasons, plan.fallback_reasons
-    for drf_only in (zoo.NumberedDeviceSerializer, zoo.RemarkedDeviceSerializer):
-        plan = compile_read_plan(drf_only)
-        assert not plan.compiled and plan.fallback_reasons
+    plan = compile_read_plan(zoo.CustomFieldsGadgetSerializer)  # its list's code on instances
+    assert (plan.coverage, plan.fallback_reasons, plan.pages_instances) == (1.0, (), True)
+    plan = compile_read_plan(zoo.RemarkedDeviceSerializer)
+    assert not plan.compiled and plan.fallback_reasons
 
 
 @pytest.mark.parametrize("name", ["dynamic fields", "permission-aware user="])

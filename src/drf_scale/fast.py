@@ -34,7 +34,7 @@ import itertools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
@@ -174,11 +174,18 @@ _context: ContextVar[Mapping[str, Any]] = ContextVar(
 )
 
 
-class _CurrentContext(Mapping[str, Any]):
-    """The ``context`` of the compiled serializer tree: that of the render in progress."""
+class _CurrentContext(MutableMapping[str, Any]):
+    """The ``context`` of the compiled serializer tree: that of the render in progress, which
+    a list serializer's own ``to_representation()`` may write to, as to DRF's context dict."""
 
     def __getitem__(self, key: str) -> Any:
         return _context.get()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        cast("MutableMapping[str, Any]", _context.get())[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del cast("MutableMapping[str, Any]", _context.get())[key]
 
     def __iter__(self) -> Any:
         return iter(_context.get())
@@ -763,6 +770,27 @@ def _own_representation(serializer: BaseSerializer) -> bool:
 _DRF_ONLY_METHODS = ("to_representation", "get_fields", "__init__")
 
 
+class _PlannedList(ListSerializer):
+    """DRF's ListSerializer as a list serializer's own ``to_representation()`` reaches it
+    through ``super()``: the page's instances (or some of them) render through the plan."""
+
+    _planned: tuple[Sequence[models.Model], Callable[[list[Any]], list[Any]]]
+
+    def to_representation(self, data: Any) -> list[Any]:
+        page, render = self._planned
+        loaded = {id(obj) for obj in page}
+        if isinstance(data, list | tuple) and all(id(obj) in loaded for obj in data):
+            return render(list(data))
+        return super().to_representation(data)  # other objects: DRF renders them
+
+
+@functools.cache
+def _around(list_class: type[ListSerializer[Any]]) -> type[_PlannedList]:
+    """``list_class`` with ``_PlannedList`` as what its ``super()`` reaches."""
+    names = {"__module__": list_class.__module__, "__qualname__": list_class.__qualname__}
+    return type(list_class.__name__, (list_class, _PlannedList), names)
+
+
 def _drf_field(obj: Any, kind: type[FieldT]) -> TypeGuard[FieldT]:
     """An instance of ``kind`` that represents values as DRF's class does."""
     return isinstance(obj, kind) and not _defined_outside_drf(obj, "to_representation")
@@ -1255,6 +1283,8 @@ class ReadPlan:
     _list_shape: Callable[[Any], Any] | None = field(default=None, repr=False)
     _load: QueryPlan | None = field(default=None, repr=False)  # a partial plan's instances
     _read_row: Callable[[models.Model], Row] | None = field(default=None, repr=False)
+    # A list serializer whose own to_representation() runs around the plan's rendering.
+    _listing: ListSerializer[Any] | None = field(default=None, repr=False)
 
     @property
     def compiled(self) -> bool:
@@ -1339,7 +1369,7 @@ class ReadPlan:
             serializer_class = self.serializer_class
             queryset = optimize(queryset, serializer_class)
             return serializer_class(queryset, many=True, context=context or {}).data
-        return self.shape_list(self.render(list(self.rows(queryset)), context, queryset.db))
+        return self.render_list(list(self.rows(queryset)), context, queryset.db)
 
     def serves(self, queryset: AnyQuerySet) -> bool:
         """Whether the plan renders ``queryset`` as DRF would. Not when ``queryset`` prefetches
@@ -1366,8 +1396,31 @@ class ReadPlan:
 
     @property
     def shapes_lists(self) -> bool:
-        """Whether its list serializer's ``compiled_postprocess`` applies to rendered lists."""
-        return self._list_shape is not None
+        """Whether its list serializer changes what a list renders: its own
+        ``to_representation()``, or the ``compiled_postprocess`` it declares."""
+        return self._list_shape is not None or self._listing is not None
+
+    def render_list(
+        self, page: list[Any], context: Mapping[str, Any] | None = None, using: str | None = None
+    ) -> list[Any]:
+        """The representation of a list's ``page`` (of ``rows()``) as its list serializer
+        renders it: ``render()``, shaped by its ``compiled_postprocess``; or its own
+        ``to_representation()`` run on the page's instances, what it asks of
+        ``super().to_representation()`` rendered by the plan."""
+        listing = self._listing
+        if listing is None:
+            return self.shape_list(self.render(page, context, using))
+        built = self._serializer
+        if built is not None and isinstance(built.parent, ListSerializer):  # the request's
+            listing = built.parent
+        around = object.__new__(_around(type(listing)))  # type: ignore[arg-type]  # mypy#11470
+        vars(around).update(vars(listing), instance=page)
+        around._planned = (page, lambda chosen: self.render(chosen, context, using))
+        token = _context.set(context if context is not None else {})
+        try:
+            return around.to_representation(page)
+        finally:
+            _context.reset(token)
 
     def shape_list(self, data: list[Any]) -> list[Any]:
         """``data``, rendered rows of a list, as its list serializer's ``compiled_postprocess``
@@ -1448,7 +1501,7 @@ def compile_read_plan(serializer_class: type[BaseSerializer]) -> ReadPlan:
     serializer with none but its primary key compiled renders through DRF. Either is logged
     once per class, as a WARNING naming each such field and why (the ``fallback_reasons``).
     """
-    ruled_out = plan_without_building(serializer_class, True)  # type: ignore[arg-type]  # mypy#11470
+    ruled_out = plan_without_building(serializer_class)  # type: ignore[arg-type]  # mypy#11470
     return _logged(ruled_out or _compile(serializer_class, serializer_class.__name__))
 
 
@@ -1511,12 +1564,12 @@ def _compile_tree(
     split = _Split(root.name("i"))
     try:
         shape = _postprocess(child) if _defined_outside_drf(child, "to_representation") else None
-        list_shape = None
+        list_shape = around = None
         if listing is not None and _defined_outside_drf(listing, "to_representation"):
             list_shape = _postprocess(listing)
-            if list_shape is None:
-                compiler.fail(f"{name}[]", listing, _own_list_code(_kind(listing)))
-                return ReadPlan(serializer_class, tuple(compiler.reasons))
+            if list_shape is None:  # its own code runs on the page's instances
+                _around(type(listing))  # type: ignore[arg-type]  # a TypeError if its bases forbid it
+                around = listing
     except TypeError as exc:
         return ReadPlan(serializer_class, (f"{name}: {exc}",))
     try:
@@ -1533,7 +1586,7 @@ def _compile_tree(
         root.loaders.append(_Instances(split.name, tuple(split.instance)))
     root.compile(code, name)
     load = read_row = None
-    if root.loaders:  # one query of instances: the compiled columns are read off them
+    if root.loaders or around is not None:  # one query of instances: rows read off them
         chosen = [f for _, f in split.instance]
         load = _instance_plan(child, model, chosen, _joins(root.columns))
         load = dataclasses.replace(load, annotations={**root.annotations, **load.annotations})
@@ -1548,6 +1601,7 @@ def _compile_tree(
         _list_shape=list_shape,
         _load=load,
         _read_row=read_row,
+        _listing=around,
     )
 
 
@@ -1582,10 +1636,10 @@ def compile_read_plan_for(serializer: BaseSerializer) -> ReadPlan:
 
 
 @functools.cache
-def plan_without_building(serializer_class: type[BaseSerializer], many: bool) -> ReadPlan | None:
-    """The plan of ``serializer_class`` (``many``: in its list serializer) when its class
-    alone rules compiling out, so a view need not build one per request to know; else None.
-    Once per class: the MRO walks stay off the per-request path.
+def plan_without_building(serializer_class: type[BaseSerializer]) -> ReadPlan | None:
+    """The plan of ``serializer_class`` when its class alone rules compiling out, so a view
+    need not build one per request to know; else None. Once per class: the MRO walks stay
+    off the per-request path.
     """
     name = serializer_class.__name__
     if not scale_settings.FAST_READS:
@@ -1596,19 +1650,7 @@ def plan_without_building(serializer_class: type[BaseSerializer], many: bool) ->
     why = _OWN_METHOD["to_representation"]
     if _class_represents(serializer_class):
         return ReadPlan(serializer_class, (f"{name}: its own to_representation() {why}",))
-    list_class = getattr(meta, "list_serializer_class", None)
-    if many and list_class is not None and _class_represents(list_class):
-        kind = list_class.__name__
-        return ReadPlan(serializer_class, (f"{name}[]: {kind} — {_own_list_code(kind)}",))
     return None
-
-
-def _own_list_code(kind: str) -> str:
-    return (
-        f"{kind}.to_representation() is its own code, which needs instances; when it only "
-        "post-processes the list super().to_representation() returns, move that step into a "
-        "method named by compiled_postprocess"
-    )
 
 
 def _class_represents(cls: type) -> bool:
@@ -1619,7 +1661,7 @@ def _class_represents(cls: type) -> bool:
 
 def _compile_built(listing: ListSerializer[Any] | None, child: Serializer[Any]) -> ReadPlan:
     serializer_class = type(child)
-    ruled_out = plan_without_building(serializer_class, listing is not None)
+    ruled_out = plan_without_building(serializer_class)
     if ruled_out is not None:
         return ruled_out
     model = serializer_class.Meta.model  # type: ignore[attr-defined]

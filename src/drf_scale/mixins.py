@@ -181,9 +181,9 @@ class ReadPathMixin(_View):
         using = queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
         if plan.pages_instances:  # the view's context may read the page, as under DRF
-            return rows, lambda page: plan.shape_list(plan.render(page, self.read_context(), using))
+            return rows, lambda page: plan.render_list(page, self.read_context(), using)
         context = self.read_context()  # before the page of values() rows, which it cannot read
-        return rows, lambda page: plan.shape_list(plan.render(page, context, using))
+        return rows, lambda page: plan.render_list(page, context, using)
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         instance = args[0] if args else kwargs.get("instance")
@@ -271,7 +271,7 @@ class FastReadMixin(ReadPathMixin):
             if self._caches_representations():  # one cache namespace per class
                 return None
             # mypy#11470: classes are Hashable, as functools.cache requires
-            ruled_out = plan_without_building(serializer_class, action == "list")  # type: ignore[arg-type]
+            ruled_out = plan_without_building(serializer_class)  # type: ignore[arg-type]
             if ruled_out is not None:
                 return None  # no serializer built for nothing: DRF builds the one it renders
             try:

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from tests.fastapp.data import make_devices as make_gadgetry
-from tests.fastapp.models import Grant
+from tests.fastapp.models import Gadget, Grant, Label
 from tests.testapp.models import Device, Maker, Remark, Series
 
 # Names sort unlike the ids, so ordering by a key column and by the related name differ.
@@ -39,7 +39,14 @@ def make_zoo(count: int = 12) -> Zoo:
             Remark.objects.create(content_object=device, body=f"{device.name} #{remark}")
         if index % 4 == 0:
             Remark.objects.create(content_object=device.maker, body=f"maker {index}")
-    for index, gadgetry in enumerate(make_gadgetry(count)):
+    gadgetry = make_gadgetry(count)
+    for index, device in enumerate(gadgetry):
         if index % 3 == 0:
-            Grant.objects.create(user=user, device=gadgetry)
+            Grant.objects.create(user=user, device=device)
+    labels = list(Label.objects.order_by("pk"))
+    for index in range(count):  # custom fields naming a label and devices, or not
+        data = {"note": f"n{index}", "label": labels[index % 3].pk if index % 2 else None}
+        if index % 3:
+            data["devices"] = [device.pk for device in gadgetry[index % 4 : index % 4 + 2]]
+        Gadget.objects.create(name=f"custom {index}", data=data)
     return Zoo(staff=staff, user=user)

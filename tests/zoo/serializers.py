@@ -13,7 +13,7 @@ from rest_framework import serializers
 from drf_scale.fast import batch
 from drf_scale.planner import requires
 from tests.fastapp.models import Device as Gadgetry
-from tests.fastapp.models import Grant
+from tests.fastapp.models import Gadget, Grant, Label
 from tests.testapp.models import Device, Maker, Remark, Series
 
 # 1. DRF's stock HyperlinkedModelSerializer: a url and foreign keys as links.
@@ -304,3 +304,59 @@ class DisplayedDeviceSerializer(serializers.ModelSerializer):
     @requires(select=["series__maker"])
     def get_display(self, device: Device) -> str:
         return str(device)
+
+
+# 13. NetBox's custom fields: a JSON column naming objects, which its list serializer fetches
+# for the whole page into the context before DRF renders the rows (many_init picks it).
+
+
+class CustomFieldsField(serializers.Field):
+    """The values of a JSON column; ``label`` and ``devices`` name objects, read from the
+    list's ``cf_object_cache`` when there is one, else queried (a single object's render)."""
+
+    OBJECTS = {"label": Label, "devices": Gadgetry}
+
+    def to_representation(self, data: Any) -> dict[str, Any]:
+        cache = self.parent.context.get("cf_object_cache")
+        values = dict(data or {})
+        for name, model in self.OBJECTS.items():
+            raw = values.get(name)
+            if raw is None:
+                continue
+            keys = raw if isinstance(raw, list) else [raw]
+            found = cache if cache is not None else model.objects.in_bulk(keys)
+            objects = [found[(model, key) if cache is not None else key] for key in keys]
+            brief = [{"id": obj.pk, "display": str(obj)} for obj in objects]
+            values[name] = brief if isinstance(raw, list) else brief[0]
+        return values
+
+
+class CustomFieldListSerializer(serializers.ListSerializer):
+    """Fetches the objects the page's custom fields name, one query per kind, for the rows."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        field = self.child.fields.get("custom_fields")
+        if isinstance(field, CustomFieldsField):
+            cache: dict[tuple[type, Any], Any] = {}
+            for name, model in field.OBJECTS.items():
+                keys: set[Any] = set()
+                for item in data:
+                    raw = (item.data or {}).get(name)
+                    if raw is not None:
+                        keys.update(raw if isinstance(raw, list) else [raw])
+                cache.update(((model, o.pk), o) for o in model.objects.filter(pk__in=keys))
+            self.child.context["cf_object_cache"] = cache
+        return super().to_representation(data)
+
+
+class CustomFieldsGadgetSerializer(serializers.ModelSerializer):
+    custom_fields = CustomFieldsField(source="data", read_only=True)
+
+    class Meta:
+        model = Gadget
+        fields = ["id", "name", "maker", "custom_fields"]
+
+    @classmethod
+    def many_init(cls, *args: Any, **kwargs: Any) -> Any:
+        kwargs["child"] = cls()  # DRF's docs' recipe
+        return CustomFieldListSerializer(*args, **kwargs)

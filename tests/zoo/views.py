@@ -13,6 +13,7 @@ from rest_framework.serializers import BaseSerializer
 
 from drf_scale.viewsets import ScaleReadOnlyModelViewSet
 from tests.fastapp.models import Device as Gadgetry
+from tests.fastapp.models import Gadget
 from tests.testapp.models import Device, Remark
 from tests.zoo import serializers as zoo
 
@@ -99,5 +100,6 @@ SHAPES = [
     Shape("custom related field", zoo.RemarkTypeSerializer, Remark.objects.all()),
     Shape("custom related fields, many", zoo.GadgetryLabelsSerializer, Gadgetry.objects.all()),
     Shape("display and brief nested", zoo.DisplayedDeviceSerializer, Device.objects.all()),
+    Shape("custom fields list", zoo.CustomFieldsGadgetSerializer, Gadget.objects.order_by("-id")),
 ]
 BY_NAME = {shape.name: shape for shape in SHAPES}
