@@ -22,7 +22,11 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 from drf_scale.fast import compile_read_plan
 from tests.testapp.models import Device
 from tests.zoo.data import make_zoo
-from tests.zoo.serializers import DynamicDeviceSerializer, DynamicFieldsModelSerializer
+from tests.zoo.serializers import (
+    DeviceSerializer,
+    DynamicDeviceSerializer,
+    DynamicFieldsModelSerializer,
+)
 from tests.zoo.views import SETTINGS, SHAPES, Shape
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zoo_settings")]
@@ -240,22 +244,43 @@ class _SeesThePage:
         return super().get_serializer_context()
 
 
-@pytest.mark.parametrize("partial", [False, True], ids=["DRF's path", "partial plan"])
-def test_a_view_context_reading_the_page_sees_it(partial):
-    """Rendered by DRF, or by a partial plan (its page holds instances): the view's context
-    comes once, after pagination, as under DRF."""
+@pytest.mark.parametrize(
+    ("partial", "serializer"),
+    [(False, DynamicDeviceSerializer), (True, DynamicDeviceSerializer), (True, DeviceSerializer)],
+    ids=["DRF's path", "partial plan", "whole plan"],
+)
+def test_a_view_context_reading_the_page_sees_it(partial, serializer):
+    """Rendered by DRF, by a partial plan, or by a whole one (its rows read off instances,
+    the view's context being its own): the context comes once, after pagination, as under
+    DRF, in DRF's queries."""
     make_zoo(4)
     shape = Shape(
-        "context", DynamicDeviceSerializer, Device.objects.all(), {"omit": "series"},
-        hooks=(_SeesThePage,),
-    )  # fmt: skip
+        "context", serializer, Device.objects.all(), {"omit": "series"}, hooks=(_SeesThePage,)
+    )
     with override_settings(DRF_SCALE={**settings.DRF_SCALE, "PARTIAL_COMPILATION": partial}):
+        bodies = []
         for scale in (False, True):
             _SeesThePage.seen.clear()
             view = shape.view(scale).as_view({"get": "list"})
-            response = view(factory.get("/zoo/", {"omit": "series", "limit": 2}))
+            with CaptureQueriesContext(connection) as queries:
+                response = view(factory.get("/zoo/", {"omit": "series", "limit": 2}))
+                response.render()
             assert response.status_code == 200
             assert _SeesThePage.seen == [True]  # once, after pagination, as under DRF
+            bodies.append(json.loads(response.content))
+        assert bodies[1] == bodies[0]
+        assert len(queries) == 2  # ours: the count, the page (its relations joined)
+
+
+def test_a_view_context_said_not_to_read_the_page_comes_before_it():
+    make_zoo(4)
+    shape = Shape("context", DeviceSerializer, Device.objects.all(), hooks=(_SeesThePage,))
+    view_class = shape.view(True)
+    view_class.context_reads_page = False
+    _SeesThePage.seen.clear()
+    response = view_class.as_view({"get": "list"})(factory.get("/zoo/", {"limit": 2}))
+    assert response.status_code == 200
+    assert _SeesThePage.seen == [False]  # before the page of values() rows
 
 
 class _SerializerFromContext:

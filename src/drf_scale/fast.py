@@ -1281,8 +1281,10 @@ class ReadPlan:
     _serializer: BaseSerializer | None = field(default=None, repr=False)
     _shape: Callable[[Any], Any] | None = field(default=None, repr=False)
     _list_shape: Callable[[Any], Any] | None = field(default=None, repr=False)
-    _load: QueryPlan | None = field(default=None, repr=False)  # a partial plan's instances
+    # How to load a page as instances and read the rows off them; whether rows() does.
+    _load: QueryPlan | None = field(default=None, repr=False)
     _read_row: Callable[[models.Model], Row] | None = field(default=None, repr=False)
+    _pages_instances: bool = field(default=False, repr=False)
     # A list serializer whose own to_representation() runs around the plan's rendering.
     _listing: ListSerializer[Any] | None = field(default=None, repr=False)
 
@@ -1329,7 +1331,8 @@ class ReadPlan:
         """
         root = self._compiled()
         queryset = queryset_of(queryset)
-        if self._load is not None:
+        if self._pages_instances:
+            assert self._load is not None
             return self._load.apply(queryset)
         annotated = QueryPlan(annotations=root.annotations).apply(queryset.prefetch_related(None))
         selected = {**queryset.query.annotation_select, **queryset.query.extra_select}
@@ -1346,7 +1349,8 @@ class ReadPlan:
         """The representations of ``rows`` from ``rows()``; to-many relations query ``using``."""
         root = self._compiled()
         instances: Sequence[models.Model] = ()
-        if self._read_row is not None:  # a partial plan's page: instances
+        if self._pages_instances:  # a page of instances
+            assert self._read_row is not None
             instances, rows = rows, [self._read_row(obj) for obj in rows]
         token = _context.set(context if context is not None else {})
         built = _built.set(self._serializer)
@@ -1392,7 +1396,13 @@ class ReadPlan:
     @property
     def pages_instances(self) -> bool:
         """Whether ``rows()`` gives model instances (a partial plan), not ``values()`` rows."""
-        return self._load is not None
+        return self._pages_instances
+
+    def paging_instances(self) -> ReadPlan:
+        """This plan with ``rows()`` loading model instances, in one query, and the compiled
+        fields reading their rows off them: for code that reads the page as instances (a
+        view's serializer context)."""
+        return dataclasses.replace(self, _pages_instances=self._root is not None)
 
     @property
     def shapes_lists(self) -> bool:
@@ -1585,12 +1595,10 @@ def _compile_tree(
             return ReadPlan(serializer_class, reasons)  # nothing to gain but the key
         root.loaders.append(_Instances(split.name, tuple(split.instance)))
     root.compile(code, name)
-    load = read_row = None
-    if root.loaders or around is not None:  # one query of instances: rows read off them
-        chosen = [f for _, f in split.instance]
-        load = _instance_plan(child, model, chosen, _joins(root.columns))
-        load = dataclasses.replace(load, annotations={**root.annotations, **load.annotations})
-        read_row = _row_reader(model, tuple(root.columns), tuple(root.view_annotations))
+    chosen = [f for _, f in split.instance]
+    load = _instance_plan(child, model, chosen, _joins(root.columns))
+    load = dataclasses.replace(load, annotations={**root.annotations, **load.annotations})
+    read_row = _row_reader(model, tuple(root.columns), tuple(root.view_annotations))
     return ReadPlan(
         serializer_class,
         reasons,
@@ -1601,6 +1609,7 @@ def _compile_tree(
         _list_shape=list_shape,
         _load=load,
         _read_row=read_row,
+        _pages_instances=bool(root.loaders) or around is not None,  # instances: one query
         _listing=around,
     )
 

@@ -246,9 +246,16 @@ class FastReadMixin(ReadPathMixin):
     A serializer whose ``__init__`` or ``get_fields()`` is its own, or a view with its own
     ``get_serializer()``, is built per request as ``get_serializer()`` builds it (the list's
     ``many=True``) and compiled once per field set (``compile_read_plan_for``).
+
+    A view with its own ``get_serializer_context()`` may read the list's page there (to batch
+    per-object permissions): its lists page model instances, in one query, and the context
+    comes after pagination, as under DRF. ``context_reads_page = False`` says it does not,
+    so the plan pages ``values()`` rows and the context comes before the page.
     """
 
     fast_reads: bool | None = None
+    # Whether get_serializer_context() reads a list's page; None: whether the view has its own.
+    context_reads_page: bool | None = None
     _read_plans: dict[str, ReadPlan | None] | None = None  # per request, by action
 
     def get_read_plan(self) -> ReadPlan | None:
@@ -287,7 +294,14 @@ class FastReadMixin(ReadPathMixin):
             plan = compile_read_plan(serializer_class)  # type: ignore[arg-type]
         if action == "list" and plan.shapes_lists and self._caches_representations():
             return None  # the cache stores each object's representation, not lists
+        if action == "list" and self._context_reads_page():
+            plan = plan.paging_instances()  # the context comes after the page, as under DRF
         return plan if plan.compiled else None
+
+    def _context_reads_page(self) -> bool:
+        if self.context_reads_page is not None:
+            return self.context_reads_page
+        return _own_context(type(self))
 
     def build_for_plan(self, action: str) -> BaseSerializer:
         """The serializer ``get_serializer()`` builds for this read (the list's ``many=True``),
@@ -316,6 +330,12 @@ def _unbuilt(view_class: type, error: str) -> None:
         view_class.__name__,
         error,
     )
+
+
+@functools.cache
+def _own_context(view_class: type) -> bool:
+    """Whether the view's ``get_serializer_context()`` is its own."""
+    return _defined_outside(view_class, "get_serializer_context", "drf_scale.")
 
 
 @functools.cache
@@ -414,7 +434,10 @@ class OptimizedQuerysetMixin(ReadPathMixin):
 
     def get_queryset(self) -> QuerySet:
         queryset = queryset_of(super().get_queryset())  # a manager, from an override
-        if getattr(self, "action", None) in self.unplanned_actions or self.get_read_plan():
+        if getattr(self, "action", None) in self.unplanned_actions:
+            return queryset
+        plan = self.get_read_plan()
+        if plan is not None and plan.serves(queryset):  # the plan loads what it renders
             return queryset
         return self.plan_queryset(queryset)
 
