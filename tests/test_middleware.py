@@ -117,7 +117,7 @@ def test_django_does_not_adapt_it_in_an_async_stack(settings, caplog):
 
 @pytest.mark.parametrize("middleware", [ONLY_TIMING, None], ids=["async-stack", "test-stack"])
 async def test_counts_the_queries_of_an_async_view(settings, middleware):
-    """In the async stack (the middleware's __acall__) and in the tests' stack (sync-only
+    """In the async stack (the middleware's acall) and in the tests' stack (sync-only
     middleware after it: Django runs it sync), queries in sync_to_async's thread count."""
     if middleware is not None:
         settings.MIDDLEWARE = middleware

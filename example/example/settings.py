@@ -7,7 +7,7 @@ the service runs on SQLite, the local-memory cache and in-process tasks.
 import os
 from pathlib import Path
 
-from drf_scale.db import database_config
+from drf_scale.db import database_config, replica_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,6 +33,7 @@ MIDDLEWARE = [
     "drf_scale.middleware.ChunkedBodyMiddleware",
     "drf_scale.middleware.ServerTimingMiddleware",
     "drf_scale.middleware.DatabaseUnavailableMiddleware",
+    "drf_scale.routers.ReadPositionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -69,6 +70,10 @@ DATABASES = {
         server=SERVER_MODE,
     )
 }
+# REPLICA_URLS, comma-separated, with DATABASE_URL: streaming replicas of it serve reads.
+for number, url in enumerate(filter(None, os.environ.get("REPLICA_URLS", "").split(",")), 1):
+    DATABASES[f"replica_{number}"] = replica_config(url.strip(), server=SERVER_MODE)
+DATABASE_ROUTERS = ["drf_scale.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL")
@@ -124,6 +129,8 @@ DRF_SCALE = {
     "SERVER_MODE": SERVER_MODE,
     "CACHE_URL": REDIS_URL,
     "CACHE_ENABLED": os.environ.get("REPRESENTATION_CACHE", "on") != "off",
+    # Seconds of replay lag past which a replica's reads go to the primary.
+    "REPLICA_MAX_LAG": float(os.environ.get("REPLICA_MAX_LAG", "5")),
 }
 
 # The shipping provider of the async quote view; `python -m upstream` serves a stand-in.

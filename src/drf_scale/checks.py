@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 
 from drf_scale.cache.views import CachedListMixin, CachedViewMixin
 from drf_scale.conf import scale_settings, user_settings, validate
-from drf_scale.db import is_persistent, pool_max_size
+from drf_scale.db import REPLICA_OF, is_persistent, pool_max_size
 from drf_scale.fast import compile_read_plan
 from drf_scale.mixins import (
     FastReadMixin,
@@ -213,6 +213,64 @@ def check_connection_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                         id="drf_scale.E024",
                     )
                 )
+    return messages
+
+
+ROUTER = "drf_scale.routers.ReplicaRouter"
+READ_POSITION = "drf_scale.routers.ReadPositionMiddleware"
+
+
+@register("drf_scale")
+def check_replicas(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E026 to E028, W026: replicas (``replica_config``) that would read stale or not at all."""
+    messages: list[CheckMessage] = []
+    replicas = {
+        alias: config[REPLICA_OF]
+        for alias, config in settings.DATABASES.items()
+        if config.get(REPLICA_OF)
+    }
+    for alias, primary in replicas.items():
+        if primary not in settings.DATABASES or primary in replicas:
+            messages.append(
+                Error(
+                    f"DATABASES[{alias!r}] is a replica of {primary!r}, which is not a "
+                    "primary in DATABASES: its writes and read positions have nowhere to go.",
+                    hint="Name the primary's alias in replica_config(of=...).",
+                    id="drf_scale.E026",
+                )
+            )
+    if not replicas:
+        return messages
+    routers = [r if isinstance(r, str) else f"{type(r).__module__}.{type(r).__name__}"
+               for r in settings.DATABASE_ROUTERS]  # fmt: skip
+    if ROUTER not in routers:
+        messages.append(
+            Error(
+                "DATABASES has replicas but DATABASE_ROUTERS has no ReplicaRouter: Django "
+                "never reads them, or a router of yours reads them inside atomic() and "
+                "before a client's own writes.",
+                hint=f"Add {ROUTER!r} to DATABASE_ROUTERS.",
+                id="drf_scale.E027",
+            )
+        )
+    elif routers[0] != ROUTER:
+        messages.append(
+            Error(
+                f"DATABASE_ROUTERS has {routers[0]!r} before ReplicaRouter: it may send "
+                "reads inside atomic() or after a client's write to a replica behind it.",
+                hint=f"Put {ROUTER!r} first.",
+                id="drf_scale.E028",
+            )
+        )
+    if READ_POSITION not in settings.MIDDLEWARE:
+        messages.append(
+            Warning(
+                "DATABASES has replicas but MIDDLEWARE has no ReadPositionMiddleware: "
+                "every read goes to the primary.",
+                hint=f"Add {READ_POSITION!r} after DatabaseUnavailableMiddleware.",
+                id="drf_scale.W026",
+            )
+        )
     return messages
 
 

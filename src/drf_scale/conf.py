@@ -105,6 +105,14 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_RETRY_AFTER": 1,
     # Writes through ConditionalWriteMixin must carry If-Match (428 without it).
     "REQUIRE_IF_MATCH": False,
+    # Replicas (drf_scale.routers): seconds of replay lag past which a replica is skipped.
+    "REPLICA_MAX_LAG": 5.0,
+    # Replicas: milliseconds a replica's replay position and lag are reused before sampling.
+    "REPLICA_SAMPLE_MS": 20,
+    # Replicas: seconds a replica that failed is skipped before it is sampled again.
+    "REPLICA_RETRY_AFTER": 1.0,
+    # Replicas: seconds the read-position cookie a write sets lives.
+    "READ_POSITION_MAX_AGE": 300,
 }
 
 
@@ -222,6 +230,10 @@ SPECS: dict[str, Spec] = {
     "CACHE_STALE_WHILE_REVALIDATE": _integer(0),
     "DATABASE_RETRY_AFTER": _integer(0),
     "REQUIRE_IF_MATCH": _flag(),
+    "REPLICA_MAX_LAG": _seconds(),
+    "REPLICA_SAMPLE_MS": _integer(0),
+    "REPLICA_RETRY_AFTER": _seconds(),
+    "READ_POSITION_MAX_AGE": _integer(0),
 }
 assert SPECS.keys() == DEFAULTS.keys(), "every setting has a spec"
 assert all(SPECS[key].base for key in IMPORT_STRINGS), "import strings name their base class"

@@ -28,14 +28,16 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-__all__ = ["database_config", "post_fork"]
+__all__ = ["database_config", "post_fork", "replica_config", "replicas_of"]
 
 Mode = Literal["direct", "pool", "pgbouncer"]
 Server = Literal["wsgi", "asgi"]
 MODES: tuple[Mode, ...] = ("direct", "pool", "pgbouncer")
+REPLICA_OF = "DRF_SCALE_REPLICA_OF"  # the DATABASES key naming a replica's primary
 SERVERS: tuple[Server, ...] = ("wsgi", "asgi")
 
 DIRECT_MAX_AGE = 60
@@ -108,6 +110,22 @@ def database_config(
         config["DISABLE_SERVER_SIDE_CURSORS"] = True
         config["OPTIONS"]["prepare_threshold"] = None
     return config
+
+
+def replica_config(
+    url: str, mode: Mode = "direct", *, of: str = "default", server: Server = "wsgi"
+) -> dict[str, Any]:
+    """A DATABASES entry for a streaming replica of the alias ``of``, held as
+    ``database_config`` holds it (``connect_timeout`` 2 s unless the URL says), mirrored to
+    the primary's database in Django's tests. ``drf_scale.routers`` sends reads to it."""
+    config = database_config(url, mode, server=server)
+    config["OPTIONS"].setdefault("connect_timeout", 2)
+    return {**config, REPLICA_OF: of, "TEST": {"MIRROR": of}}
+
+
+def replicas_of(primary: str = "default") -> list[str]:
+    """The aliases of DATABASES that are replicas of ``primary``."""
+    return [alias for alias, db in settings.DATABASES.items() if db.get(REPLICA_OF) == primary]
 
 
 def is_persistent(config: dict[str, Any]) -> bool:

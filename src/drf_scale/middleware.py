@@ -27,6 +27,7 @@ __all__ = [
     "DatabaseUnavailableMiddleware",
     "RequestTiming",
     "ServerTimingMiddleware",
+    "SyncAndAsyncMiddleware",
 ]
 
 logger = logging.getLogger("drf_scale.queries")
@@ -55,14 +56,9 @@ def view_query_budget(view: Callable[..., Any] | None) -> int | None:
     return scale_settings.QUERY_BUDGET
 
 
-class ServerTimingMiddleware:
-    """Count the SQL queries of each request, add a Server-Timing header, check the queries.
-
-    ``app`` is the time spent outside the database. Tests read the figures of a response
-    from ``response.timing``. Sync and async (``__acall__`` in an async stack, no thread):
-    the recording is a ContextVar, which ``sync_to_async`` carries into its thread, so the
-    queries an async view runs there count for its request.
-    """
+class SyncAndAsyncMiddleware:
+    """A middleware for sync and async stacks alike: ``call(request)`` in a sync one,
+    ``acall(request)`` in an async one (no thread)."""
 
     sync_capable = True
     async_capable = True
@@ -75,11 +71,30 @@ class ServerTimingMiddleware:
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
-            return self.__acall__(request)
+            return self.acall(request)
+        return self.call(request)
+
+    def call(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+    async def acall(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+
+class ServerTimingMiddleware(SyncAndAsyncMiddleware):
+    """Count the SQL queries of each request, add a Server-Timing header, check the queries.
+
+    ``app`` is the time spent outside the database. Tests read the figures of a response
+    from ``response.timing``. Sync and async (``acall`` in an async stack, no thread):
+    the recording is a ContextVar, which ``sync_to_async`` carries into its thread, so the
+    queries an async view runs there count for its request.
+    """
+
+    def call(self, request: HttpRequest) -> HttpResponse:
         with self.measure(request) as finish:
             return finish(self.get_response(request))
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+    async def acall(self, request: HttpRequest) -> HttpResponse:
         with self.measure(request) as finish:
             return finish(await self.get_response(request))
 

@@ -32,7 +32,7 @@ import psycopg
 import pytest
 
 from tests.processes import ManagedProcess, wait_until
-from tests.test_asgi import EXAMPLE, gunicorn, service_env
+from tests.test_asgi import EXAMPLE, gunicorn, manage, service_env
 from tests.test_cache_outage import REDIS_SERVER, RedisServer, free_port
 
 __all__ = [
@@ -43,6 +43,8 @@ __all__ = [
     "Service",
     "missing_binaries",
     "private_dir",
+    "require_binaries",
+    "serve_shop",
 ]
 
 OS_USER = "postgres"  # PostgreSQL refuses to run as root, PgBouncer too
@@ -95,6 +97,18 @@ def missing_binaries() -> list[str]:
     if os.geteuid() == 0 and RUNUSER is None:
         missing.append("runuser")
     return missing
+
+
+def require_binaries(purpose: str, *, pgbouncer: bool = True) -> None:
+    """Skip the calling test without what ``missing_binaries()`` lists (fail under CI)."""
+    from tests.services import in_ci
+
+    missing = [name for name in missing_binaries() if pgbouncer or name != "pgbouncer"]
+    if missing:
+        message = f"{purpose} need {', '.join(missing)} (apt-get install -y pgbouncer)"
+        if in_ci():
+            pytest.fail(f"{message} and CI=true")
+        pytest.skip(message)
 
 
 def as_owner(*command: str | Path) -> list[str]:
@@ -196,9 +210,43 @@ class PostgresCluster:
         except psycopg.Error:
             return False
 
+    def standby(self, directory: Path) -> PostgresCluster:
+        """A streaming replica of this running cluster (``pg_basebackup -R``), started on a
+        port of its own in ``directory``."""
+        replica = PostgresCluster(directory)
+        backup = self.initdb.parent / "pg_basebackup"
+        run(
+            as_owner(backup, "-h", "127.0.0.1", "-p", self.port, "-U", "postgres",
+                     "-D", replica.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+            "pg_basebackup",
+            self.logs,
+        )  # fmt: skip
+        replica.start()
+        return replica
+
     def create_database(self, name: str) -> None:
         with self.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def serve_shop(postgres: PostgresCluster, database: str, products: int, token: str) -> None:
+    """Start ``postgres`` (initialized) with the reference service's ``database``: migrated,
+    seeded with ``products`` products, and ``token`` the API token of its staff user."""
+    postgres.init()
+    postgres.start()
+    postgres.create_database(database)
+    env = service_env(postgres.url(database), SERVER_MODE="wsgi")
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):  # never the shared services
+        env.pop(name, None)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "seed", "--products", str(products), "--seed", "1", "-v", "0")
+    with postgres.connect(database) as conn:
+        created = conn.execute(
+            "INSERT INTO authtoken_token (key, user_id, created) "
+            "SELECT %s, id, now() FROM auth_user WHERE username = 'admin' AND is_staff",
+            [token],
+        )
+        assert created.rowcount == 1, "the seed made no staff user 'admin'"
 
 
 class PgBouncer(ManagedProcess):

@@ -54,12 +54,11 @@ from tests.faults.cluster import (
     PgBouncer,
     PostgresCluster,
     Service,
-    missing_binaries,
     private_dir,
+    require_binaries,
+    serve_shop,
 )
 from tests.processes import wait_until
-from tests.services import in_ci
-from tests.test_asgi import manage, service_env
 
 # The PostgreSQL pass of the main environment only (not the PgBouncer pass, not the matrix).
 pytestmark = [pytest.mark.postgres, pytest.mark.once]
@@ -86,12 +85,7 @@ def empty_representation_cache() -> None:
 
 @pytest.fixture(scope="module")
 def binaries() -> None:
-    missing = missing_binaries()
-    if missing:
-        message = f"the fault tests need {', '.join(missing)} (apt-get install -y pgbouncer)"
-        if in_ci():
-            pytest.fail(f"{message} and CI=true")
-        pytest.skip(message)
+    require_binaries("the fault tests")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -134,22 +128,8 @@ def database(binaries) -> Iterator[Database]:
     postgres = PostgresCluster(directory)
     pgbouncer = PgBouncer(directory, postgres.port)
     try:
-        postgres.init()
-        postgres.start()
-        postgres.create_database(DATABASE)
-        env = service_env(postgres.url(DATABASE), SERVER_MODE="wsgi")
-        for name in ("REDIS_URL", "CELERY_BROKER_URL"):  # never the shared services
-            env.pop(name, None)
-        manage(env, "migrate", "--noinput", "-v", "0")
-        manage(env, "seed", "--products", str(PRODUCTS), "--seed", "1", "-v", "0")
         token = "f" * 40
-        with postgres.connect(DATABASE) as conn:
-            created = conn.execute(
-                "INSERT INTO authtoken_token (key, user_id, created) "
-                "SELECT %s, id, now() FROM auth_user WHERE username = 'admin' AND is_staff",
-                [token],
-            )
-            assert created.rowcount == 1, "the seed made no staff user 'admin'"
+        serve_shop(postgres, DATABASE, PRODUCTS, token)
         pgbouncer.start()
         yield Database(postgres, pgbouncer, token)
     finally:

@@ -79,8 +79,8 @@ class Dependency:
         if not self.path:
             return pks
         lookup = {f"{self.path}__in": pks}
-        manager = self.root._base_manager
-        return set(manager.filter(**lookup).values_list("pk", flat=True).distinct())
+        rows = self.root._base_manager.using(router.db_for_write(self.root))  # never a replica
+        return set(rows.filter(**lookup).values_list("pk", flat=True).distinct())
 
 
 class Registry:
@@ -247,7 +247,8 @@ def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any
         mine, other = field.m2m_field_name(), field.m2m_reverse_field_name()
         if reverse:
             mine, other = other, mine
-        pks = set(sender._base_manager.filter(**{mine: instance.pk}).values_list(other, flat=True))
+        links = sender._base_manager.using(router.db_for_write(sender))
+        pks = set(links.filter(**{mine: instance.pk}).values_list(other, flat=True))
     forward_pks, backward_pks = (set(pks), {instance.pk}) if reverse else ({instance.pk}, set(pks))
     hops: list[tuple[Dependency, set[Any]]] = []  # the rows the changed links leave from
     for model in (field.model, field.related_model):
@@ -317,10 +318,15 @@ def connect_signals() -> None:
 class CachedQuerySet(models.QuerySet):
     """update(), delete(), bulk_create() and bulk_update() that invalidate what they change."""
 
+    def _written_pks(self) -> list[Any]:
+        """The pks of the rows the write is about to change, read where it writes."""
+        rows = self.using(self._db or router.db_for_write(self.model))  # type: ignore[attr-defined]
+        return list(rows.values_list("pk", flat=True))
+
     def update(self, **kwargs: Any) -> int:
         if not registry.dependencies(self.model):
             return super().update(**kwargs)
-        pks = list(self.values_list("pk", flat=True))
+        pks = self._written_pks()
         before = roots_of(self.model, pks, holders_only=True)
         count = super().update(**kwargs)
         changed(self.model, pks, before)
@@ -331,7 +337,7 @@ class CachedQuerySet(models.QuerySet):
         # would mean no cache); the roots are still read here, before the rows go.
         if not registry.dependencies(self.model):
             return super().delete()
-        pks = list(self.values_list("pk", flat=True))
+        pks = self._written_pks()
         before = roots_of(self.model, pks)
         result = super().delete()
         changed(self.model, [], before)

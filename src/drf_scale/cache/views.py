@@ -23,7 +23,7 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.core.exceptions import ValidationError
@@ -40,6 +40,7 @@ from drf_scale.fast import ReadPlan
 from drf_scale.http import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.mixins import EarlyResponse, ListRows, Rendered, checks_objects
 from drf_scale.renderers import ORJSONRenderer
+from drf_scale.routers import reads_current
 
 __all__ = ["CachedListMixin", "CachedRetrieveMixin"]
 
@@ -99,6 +100,11 @@ class RepresentationCache:
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(0.005)
+        leased = [i for i, result in enumerate(found) if isinstance(result, Lease)]
+        if leased and not reads_current():  # a replica behind: its rows may predate a write
+            self.save([(pks[i], cast(Lease, found[i]), None) for i in leased])
+            for i in leased:
+                found[i] = None
         return found
 
     def save(self, items: Items) -> None:

@@ -1,0 +1,219 @@
+"""Reads on a real streaming replica (drf_scale.routers), over HTTP, with the reference service.
+
+A private PostgreSQL primary and a replica of it (``pg_basebackup -R``) on free ports, the
+service under gunicorn with ``REPLICA_URLS`` and its representation cache on a private Redis.
+Replay paused on the replica (``pg_wal_replay_pause()``) makes the lag deterministic: a read
+the replica serves shows the data from before the pause, one the primary serves the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.faults.cluster import PostgresCluster, Service, private_dir, require_binaries, serve_shop
+from tests.processes import wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.once]
+
+DATABASE = "shop"
+TOKEN = "e" * 40  # the seed's staff user "admin"
+
+
+@dataclass
+class Cluster:
+    primary: PostgresCluster
+    replica: PostgresCluster
+
+    def lsn(self, server: PostgresCluster, sql: str) -> str:
+        with server.connect(DATABASE) as conn:
+            row = conn.execute(sql).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def caught_up(self) -> bool:
+        primary = self.lsn(self.primary, "SELECT pg_current_wal_lsn()")
+        with self.replica.connect(DATABASE) as conn:
+            row = conn.execute(
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [primary]
+            ).fetchone()
+        return bool(row and row[0])
+
+    def pause(self) -> None:
+        wait_until(self.caught_up, "the replica to catch up", 30, self.replica.logs)
+        with self.replica.connect(DATABASE) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+
+    def resume(self) -> None:
+        with self.replica.connect(DATABASE) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+        wait_until(self.caught_up, "the replica to catch up", 30, self.replica.logs)
+
+    def replica_lag(self) -> float:
+        with self.replica.connect(DATABASE) as conn:
+            row = conn.execute(
+                "SELECT COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)"
+            ).fetchone()
+        return float(row[0]) if row else 0.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    require_binaries("the replica tests", pgbouncer=False)
+    directory = private_dir("primary")
+    replica_dir = private_dir("replica")
+    primary = PostgresCluster(directory)
+    replica = None
+    try:
+        serve_shop(primary, DATABASE, 40, TOKEN)
+        replica = primary.standby(replica_dir)
+        yield Cluster(primary, replica)
+    finally:
+        if replica is not None:
+            replica.stop("immediate")
+        primary.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(replica_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def service(cluster, private_redis, tmp_path) -> Iterator[Service]:
+    if not cluster.replica.running():
+        cluster.replica.start()
+    cluster.resume()
+    with Service(
+        tmp_path,
+        cluster.primary.url(DATABASE),
+        DB_MODE="direct",
+        REDIS_URL=private_redis.url,
+        REPLICA_URLS=cluster.replica.url(DATABASE),
+        REPLICA_MAX_LAG="3600",
+    ) as running:
+        yield running
+    if cluster.replica.running():
+        cluster.resume()
+
+
+def call(
+    url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    sent = {"Accept": "application/json", **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    prepared = urllib.request.Request(url, data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+def rename(service: Service, pk: int, name: str) -> str:
+    """Rename product ``pk``; the read position the write's response gives."""
+    status, headers, body = call(
+        f"{service.url}/api/products/{pk}/", "PATCH", {"name": name},
+        {"Authorization": f"Token {TOKEN}"},
+    )  # fmt: skip
+    assert status == 200 and body["name"] == name, (status, body, service.logs())
+    assert "drf_scale_read_after=" in headers.get("Set-Cookie", ""), headers
+    return headers["X-Read-After"]
+
+
+def read_name(service: Service, pk: int, position: str | None = None, listing: bool = False) -> str:
+    headers = {"X-Read-After": position} if position else {}
+    if listing:
+        status, _, body = call(f"{service.url}/api/products/?page_size=100", headers=headers)
+        assert status == 200, (status, body, service.logs())
+        return next(row["name"] for row in body["results"] if row["id"] == pk)
+    status, _, body = call(f"{service.url}/api/products/{pk}/", headers=headers)
+    assert status == 200, (status, body, service.logs())
+    return body["name"]
+
+
+def products(service: Service) -> list[int]:
+    status, _, body = call(f"{service.url}/api/products/?page_size=100")
+    assert status == 200, (status, body, service.logs())
+    return [row["id"] for row in body["results"]][:5]
+
+
+def test_writers_read_their_writes_while_replay_is_paused(cluster, service):
+    """Per acknowledged write, with replay paused: a reader without a position reads the
+    replica (the old name, never stored in the cache), the writer with its position reads
+    the new name, detail and list; after replay resumes every reader reads the new names."""
+    pks = products(service)
+    before = {pk: read_name(service, pk) for pk in pks}
+    cluster.pause()
+    stale_for_writer, served_by_replica, written = 0, 0, {}
+    for round_number in range(3):
+        for pk in pks:
+            name = f"ryw {round_number} {pk}"
+            position = rename(service, pk, name)
+            written[pk] = name
+            for listing in (False, True):  # no position: the paused replica
+                if read_name(service, pk, listing=listing) == before[pk]:
+                    served_by_replica += 1
+            for listing in (False, True):
+                if read_name(service, pk, position, listing) != name:
+                    stale_for_writer += 1
+    assert stale_for_writer == 0
+    assert served_by_replica == 2 * 3 * len(pks)  # every read without a position
+    cluster.resume()
+    stale_after = sum(
+        read_name(service, pk, listing=listing) != written[pk]
+        for pk in pks
+        for listing in (False, True)
+        for _ in range(3)  # both workers, hits and misses
+    )
+    assert stale_after == 0  # no representation from the paused replica was cached
+
+
+def test_a_bad_read_position_is_a_400(service):
+    status, _, body = call(f"{service.url}/api/products/", headers={"X-Read-After": "nope"})
+    assert status == 400
+    assert "X-Read-After" in body["detail"]
+
+
+def test_a_stopped_replica_costs_no_5xx(cluster, service):
+    pks = products(service)
+    expected = {pk: read_name(service, pk) for pk in pks}
+    cluster.replica.stop("immediate")
+    statuses = []
+    for _ in range(3):
+        for pk in pks:
+            status, _, body = call(f"{service.url}/api/products/{pk}/")
+            statuses.append(status)
+            assert status != 200 or body["name"] == expected[pk]
+        status, _, _ = call(f"{service.url}/api/products/?page_size=10")
+        statuses.append(status)
+    assert statuses == [200] * len(statuses), service.logs()
+
+
+def test_a_replica_lagging_past_the_limit_is_skipped(cluster, private_redis, tmp_path):
+    """REPLICA_MAX_LAG 1 s: once the paused replica lags more, readers without a position
+    read the primary."""
+    if not cluster.replica.running():
+        cluster.replica.start()
+    cluster.resume()
+    with Service(
+        tmp_path, cluster.primary.url(DATABASE), DB_MODE="direct",
+        REDIS_URL=private_redis.url, REPLICA_URLS=cluster.replica.url(DATABASE),
+        REPLICA_MAX_LAG="1",
+    ) as service:  # fmt: skip
+        [pk, *_] = products(service)
+        cluster.pause()
+        try:
+            rename(service, pk, "lagging 1")
+            wait_until(lambda: cluster.replica_lag() > 1.5, "the replica to lag", 30)
+            rename(service, pk, "lagging 2")
+            assert read_name(service, pk) == "lagging 2"  # the primary's
+        finally:
+            cluster.resume()
