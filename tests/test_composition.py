@@ -307,3 +307,24 @@ def test_a_composite_primary_key_is_reported_where_drf_scale_cannot_serve_it():
     assert found[Stocks].id == "drf_scale.E080"
     for part in ("the representation cache", "compiled reads", "keyset pagination"):
         assert part in found[Stocks].msg
+
+
+@pytest.mark.django_db
+def test_a_mixin_on_a_view_that_is_not_generic_changes_nothing():
+    """With E073 silenced, NetBox's UserConfigViewSet (its own get_queryset(), no serializer
+    class) answers as under DRF, not a 500."""
+    from rest_framework.test import APIRequestFactory
+
+    class UserConfigViewSet(viewsets.ViewSet):
+        def get_queryset(self):
+            return Brand.objects.order_by("pk")
+
+        def list(self, request):
+            first = self.get_queryset().first()
+            return Response({"first": None if first is None else first.pk})
+
+    class Mixed(FastReadMixin, OptimizedQuerysetMixin, UserConfigViewSet):
+        pass
+
+    response = Mixed.as_view({"get": "list"})(APIRequestFactory().get("/"))
+    assert (response.status_code, response.data) == (200, {"first": None})

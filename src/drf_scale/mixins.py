@@ -262,6 +262,8 @@ class FastReadMixin(ReadPathMixin):
         action = getattr(self, "action", None)
         if action not in READ_ACTIONS or self.fast_reads is False:
             return None
+        if not isinstance(self, GenericAPIView):  # no serializer class to plan (E073)
+            return None
         if self._read_plans is None:
             self._read_plans = {}
         if action not in self._read_plans:
@@ -435,6 +437,8 @@ class OptimizedQuerysetMixin(ReadPathMixin):
     def get_queryset(self) -> QuerySet:
         queryset = queryset_of(super().get_queryset())  # a manager, from an override
         if getattr(self, "action", None) in self.unplanned_actions:
+            return queryset
+        if not isinstance(self, GenericAPIView):  # no serializer class to plan for (E073)
             return queryset
         plan = self.get_read_plan()
         if plan is not None and plan.serves(queryset):  # the plan loads what it renders
