@@ -89,3 +89,35 @@ def test_the_drf_path_it_leaves_to_is_planned(count):
         response.render()
     assert response.status_code == 200
     assert len(queries) == 2  # the products; their good reviews with the customers joined
+
+
+class TaggedProductSerializer(serializers.ModelSerializer):
+    """Partly compiled (``shout`` needs the instance), its tags a compiled to-many."""
+
+    tags = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
+    shout = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "tags", "shout"]
+
+    def get_shout(self, product: Product) -> str:
+        return product.name.upper()
+
+
+@pytest.mark.parametrize("count", [3, 9])
+def test_a_relation_the_view_prefetches_is_read_from_its_prefetch(count):
+    """paperless-ngx's share link bundles, NetBox's port templates: the view's queryset
+    prefetches the relation a partial plan compiles; the plan reads what was prefetched onto
+    the page's instances (as DRF renders it) instead of querying it again."""
+    make_catalog(count)
+    plan = compile_read_plan(TaggedProductSerializer)
+    assert plan.pages_instances and "tags" in plan.compiled_fields
+    queryset = Product.objects.order_by("id").prefetch_related("tags")
+    expected = TaggedProductSerializer(queryset.all(), many=True).data
+    with CaptureQueriesContext(connection) as queries:
+        assert plan.execute(queryset.all()) == expected
+    assert len(queries) == 2  # the products, their tags: DRF's
+    with CaptureQueriesContext(connection) as queries:
+        assert plan.execute(Product.objects.order_by("id")) == expected
+    assert len(queries) == 2  # no prefetch: the plan's own query of the tags

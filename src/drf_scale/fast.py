@@ -497,7 +497,12 @@ class _Child:
     query: _Query
     path: str  # the relation's prefetch_related() path from the root rows
 
-    def fetch(self, rows: list[Row], using: str | None) -> Mapping[Any, list[Any]]:
+    def fetch(
+        self, rows: list[Row], using: str | None, instances: Sequence[models.Model] = ()
+    ) -> Mapping[Any, list[Any]]:
+        cached = self.prefetched(rows, using, instances)
+        if cached is not None:
+            return cached
         keys = {row[self.parent_key] for row in rows}
         keys.discard(None)
         if not keys:
@@ -512,6 +517,34 @@ class _Child:
         for row, item in zip(related, self.query.render(related, using), strict=True):
             grouped[row[_PARENT]].append(item)
         return grouped
+
+    def prefetched(
+        self, rows: list[Row], using: str | None, instances: Sequence[models.Model]
+    ) -> Mapping[Any, list[Any]] | None:
+        """The related rows of ``rows`` rendered from what the view's queryset prefetched
+        onto their ``instances`` (what DRF renders), without a query; None when they are not
+        all there, or their columns are not all loaded on them."""
+        columns = tuple(self.query.columns)
+        if not instances or LOOKUP_SEP in self.path or self.query.annotations:
+            return None
+        if any(LOOKUP_SEP in column for column in columns):  # joins the prefetch did not make
+            return None
+        lists = []
+        for obj in instances:
+            loaded = getattr(getattr(obj, self.path, None), "all", None)
+            cached = None if loaded is None else loaded()._result_cache
+            if cached is None:
+                return None
+            lists.append(cached)
+        items = [item for each in lists for item in each]
+        if any(item.get_deferred_fields() for item in items):
+            return None
+        read = _row_reader(self.base.model, columns, ())
+        rendered = iter(self.query.render([read(item) for item in items], using, items))
+        return {
+            row[self.parent_key]: [next(rendered) for _ in each]
+            for row, each in zip(rows, lists, strict=True)
+        }
 
 
 @dataclass
@@ -686,7 +719,7 @@ class _Query:
         assert self.transform is not None
         arguments: dict[str, Any] = {name: make() for name, make in self.per_render.items()}
         for child in self.children:
-            arguments[child.name] = child.fetch(rows, using)
+            arguments[child.name] = child.fetch(rows, using, instances)
         for each in self.batches:
             arguments[each.name] = each.run(rows)
         for loader in self.loaders:
