@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -171,6 +172,13 @@ def depth_summary(results: list[Result]) -> str:
     if not parts:
         return ""
     return f"Deep pages, p50 latency relative to the first page (depth 0): {'; '.join(parts)}."
+
+
+def table_lines(header: Sequence[str], text_columns: int) -> list[str]:
+    """The first two lines of a Markdown table: ``header``, the first ``text_columns``
+    left-aligned, the others (numbers) right-aligned."""
+    aligns = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    return [f"| {' | '.join(header)} |", f"| {' | '.join(aligns)} |"]
 
 
 def markdown_table(results: list[Result]) -> str:
