@@ -217,3 +217,26 @@ def test_a_replica_lagging_past_the_limit_is_skipped(cluster, private_redis, tmp
             assert read_name(service, pk) == "lagging 2"  # the primary's
         finally:
             cluster.resume()
+
+
+def test_cursor_pages_and_counts_read_the_replica(cluster, service):
+    """With replay paused and a product renamed on the primary: a reader without a position
+    pages through every product with keyset cursors, each once, with the replica's names,
+    and its count (the estimate-or-exact strategy) comes from the replica too."""
+    [pk, *_] = products(service)
+    before = read_name(service, pk)
+    cluster.pause()
+    rename(service, pk, "paged on the primary")
+    seen: dict[int, str] = {}
+    url: str | None = f"{service.url}/api/products/?page_size=7&count=true"
+    counts = set()
+    while url:
+        status, _, body = call(url)
+        assert status == 200, (status, body, service.logs())
+        counts.add(body.get("count"))
+        for row in body["results"]:
+            assert row["id"] not in seen
+            seen[row["id"]] = row["name"]
+        url = body["next"]
+    assert len(seen) == 40 and counts == {40}
+    assert seen[pk] == before  # the replica's page
