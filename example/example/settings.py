@@ -131,6 +131,8 @@ DRF_SCALE = {
     "CACHE_ENABLED": os.environ.get("REPRESENTATION_CACHE", "on") != "off",
     # Seconds of replay lag past which a replica's reads go to the primary.
     "REPLICA_MAX_LAG": float(os.environ.get("REPLICA_MAX_LAG", "5")),
+    # Milliseconds a replica's sampled position is reused.
+    "REPLICA_SAMPLE_MS": int(os.environ.get("REPLICA_SAMPLE_MS", "20")),
 }
 
 # The shipping provider of the async quote view; `python -m upstream` serves a stand-in.

@@ -21,7 +21,7 @@ The guarantee, per request that ``ReadPositionMiddleware`` sees:
   state; a client that sends none may read a state up to ``REPLICA_MAX_LAG`` old.
 - Every query inside ``atomic()`` reads the primary, in any request.
 - A replica that fails a read is skipped for ``REPLICA_RETRY_AFTER`` seconds and the view
-  runs again on the primary (sync views): the client sees no error of the replica.
+  runs again on the primary (sync and async views): the client sees no error of the replica.
 - Queries outside a request (commands, tasks, the cache's invalidation) read the primary.
 
 Replica positions are sampled on a connection of their own (not counted in a request's
@@ -39,7 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -366,19 +366,24 @@ class ReadPositionMiddleware(SyncAndAsyncMiddleware):
         request._drf_scale_view = (view, args, kwargs)  # type: ignore[attr-defined]
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
-        """A replica's failed read: skip the replica, run the (sync) view on the primary."""
+        """A replica's failed read: skip the replica, run the view again on the primary."""
         reads = getattr(request, "_drf_scale_reads", None)
         view = getattr(request, "_drf_scale_view", None)
         if not isinstance(exception, DatabaseError) or reads is None or view is None:
             return None
-        if not reads.on_replica() or reads.retried or iscoroutinefunction(view[0]):
+        if not reads.on_replica() or reads.retried:
             return None
         failed = reads.chosen
-        logger.warning("replica %s failed a read, run again on the primary: %s", failed, exception)
+        logger.warning(
+            "%s %s: replica %s failed a read, run again on the primary: %s",
+            request.method, request.path, failed, exception,
+        )  # fmt: skip
         monitor.failed(failed)
         connections[failed].close()
         reads.chosen, reads.retried = reads.primary, True
         function, args, kwargs = view
+        if iscoroutinefunction(function):  # Django calls this from a thread of its own
+            function = async_to_sync(function)
         try:
             return function(request, *args, **kwargs)
         except DatabaseError:  # the primary too: what the original error leads to

@@ -13,6 +13,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,3 +241,34 @@ def test_cursor_pages_and_counts_read_the_replica(cluster, service):
         url = body["next"]
     assert len(seen) == 40 and counts == {40}
     assert seen[pk] == before  # the replica's page
+
+
+def test_a_replica_failing_a_read_is_retried_on_the_primary(cluster, private_redis, tmp_path):
+    """Samples kept 10 minutes, so both workers still take the replica for healthy when it
+    stops: their reads fail on its closed connections and run again on the primary, sync
+    (DRF) and async views alike, with no 5xx."""
+    if not cluster.replica.running():
+        cluster.replica.start()
+    cluster.resume()
+    with Service(
+        tmp_path, cluster.primary.url(DATABASE), DB_MODE="direct",
+        REDIS_URL=private_redis.url, REPLICA_URLS=cluster.replica.url(DATABASE),
+        REPLICA_SAMPLE_MS="600000", REPRESENTATION_CACHE="off",
+    ) as service:  # fmt: skip
+        pks = products(service)
+        sync_paths = [f"/api/products/{pks[0]}/", "/api/products/?page_size=5"]
+        async_paths = [f"/api/async/products/{pks[0]}/", "/api/async/products/"]
+        with ThreadPoolExecutor(4) as pool:  # concurrent: both workers connect to the replica
+            warm = list(
+                pool.map(lambda path: call(service.url + path)[0], (sync_paths + async_paths) * 6)
+            )
+            assert warm == [200] * len(warm)
+            cluster.replica.stop("immediate")
+            try:  # async first: each worker's first read on its closed connection is async
+                statuses = list(pool.map(lambda path: call(service.url + path)[0], async_paths * 4))
+                statuses += list(pool.map(lambda path: call(service.url + path)[0], sync_paths * 4))
+            finally:
+                cluster.replica.start()
+        assert statuses == [200] * len(statuses), service.logs()
+        retried = service.logs(400)
+        assert "GET /api/async/products/" in retried and "run again on the primary" in retried
