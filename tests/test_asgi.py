@@ -95,8 +95,13 @@ def get_or_none(url: str) -> int | None:
         return None
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=EXAMPLE, env=env, check=True)
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` of the reference service; what it printed."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=EXAMPLE, env=env, check=True, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
