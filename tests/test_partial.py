@@ -623,3 +623,41 @@ def test_a_read_builds_the_serializer_context_once(action):
     fast = get(CountedFast, action, "/gadgets/?fields=id,name", **kwargs)
     assert CountingContext.contexts == 1
     assert fast == get(CountedPlain, action, "/gadgets/?fields=id,name", **kwargs)
+
+
+class ViewerList(serializers.ListSerializer):
+    """Keeps the request's user from its __init__, as a list serializer of one's own may."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        self.viewer = getattr(getattr(request, "user", None), "username", None)
+
+    def to_representation(self, data):
+        return [dict(item, viewer=self.viewer) for item in super().to_representation(data)]
+
+
+class ViewerGadgetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Gadget
+        fields = ["id", "name"]
+        list_serializer_class = ViewerList
+
+
+def test_a_list_serializer_keeping_request_state_is_built_per_request():
+    make_gadgets(2)
+    user = User.objects.create(username="alice")
+    assert "__init__" in compile_read_plan(ViewerGadgetSerializer).fallback_reasons[0]
+    bodies = []
+    for compiled in (False, True):
+        view = type("V", (FastReadMixin, viewsets.ReadOnlyModelViewSet), {
+            "queryset": Gadget.objects.order_by("id"), "serializer_class": ViewerGadgetSerializer,
+            "fast_reads": compiled,
+        })  # fmt: skip
+        request = APIRequestFactory().get("/g/")
+        force_authenticate(request, user=user)
+        response = view.as_view({"get": "list"})(request)
+        response.render()
+        bodies.append(json.loads(response.content))
+    assert bodies[1] == bodies[0]
+    assert {item["viewer"] for item in bodies[0]} == {"alice"}

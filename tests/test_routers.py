@@ -136,3 +136,87 @@ def test_a_replica_of_no_primary_is_a_check():
     with override_settings(**settings):
         assert [message.id for message in check_replicas()] == ["drf_scale.E026"]
     assert ReplicaRouter().allow_migrate("default", "shop") is None
+
+
+def test_threads_asking_at_once_share_one_sample(monkeypatch):
+    """A replica slow to answer is sampled once, not once per waiting thread."""
+    import threading
+    import time
+
+    from drf_scale.routers import Monitor, Sample
+
+    monitor, taken = Monitor(), []
+
+    def slow_take(alias):
+        taken.append(alias)
+        time.sleep(0.2)
+        return Sample(None, 0.0, time.monotonic())
+
+    monkeypatch.setattr(monitor, "_take", slow_take)
+    threads = [threading.Thread(target=monitor.sample, args=("replica_1",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert taken == ["replica_1"]
+
+
+def test_a_failed_read_outlives_a_sample_taken_before_it(monkeypatch):
+    import threading
+    import time
+
+    from drf_scale.routers import Monitor, Sample
+
+    monitor, started = Monitor(), threading.Event()
+
+    def take(alias):
+        started.set()
+        time.sleep(0.1)
+        return Sample(100, 0.0, time.monotonic())
+
+    monkeypatch.setattr(monitor, "_take", take)
+    monkeypatch.setattr(monitor, "_close", lambda alias: None)
+    sampling = threading.Thread(target=monitor.sample, args=("replica_1",))
+    sampling.start()
+    started.wait()
+    monitor.failed("replica_1")
+    sampling.join()
+    assert monitor.sample("replica_1").replayed is None  # skipped, not the older sample's 100
+
+
+def test_only_a_replica_connection_error_runs_the_view_again():
+    """An integrity or data error is the query's, not the replica's: no retry, no skip."""
+    from django.db import IntegrityError, OperationalError
+
+    from drf_scale.routers import Reads, monitor
+
+    calls = []
+    middleware = ReadPositionMiddleware(lambda r: HttpResponse())
+    request = factory.get("/")
+    request._drf_scale_reads = Reads(safe=True, after=None, chosen="replica_1")
+    request._drf_scale_view = (lambda req: calls.append(1) or HttpResponse("again"), (), {})
+    assert middleware.process_exception(request, IntegrityError("duplicate")) is None
+    assert calls == [] and "replica_1" not in monitor._samples
+    from unittest import mock
+
+    with mock.patch("drf_scale.routers.connections") as connections:
+        answer = middleware.process_exception(request, OperationalError("gone"))
+    assert answer.content == b"again" and calls == [1]
+    connections.__getitem__.return_value.close.assert_called_once()
+    monitor.forget()
+
+
+def test_an_object_of_another_database_reads_its_own():
+    from django.contrib.auth.models import User
+
+    router, seen = ReplicaRouter(), {}
+    other = User(username="bob")
+    other._state.db = "other"
+
+    def view(req):
+        seen["other"] = router.db_for_read(User, instance=other)
+        seen["plain"] = router.db_for_read(User)
+        return HttpResponse()
+
+    ReadPositionMiddleware(view)(factory.get("/"))
+    assert seen == {"other": None, "plain": "default"}

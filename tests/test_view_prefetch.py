@@ -13,6 +13,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.test import APIRequestFactory
 
 from drf_scale.fast import compile_read_plan
+from drf_scale.planner import requires
 from drf_scale.viewsets import ScaleReadOnlyModelViewSet
 from tests.testapp.data import make_catalog
 from tests.testapp.models import Product, Review
@@ -121,3 +122,37 @@ def test_a_relation_the_view_prefetches_is_read_from_its_prefetch(count):
     with CaptureQueriesContext(connection) as queries:
         assert plan.execute(Product.objects.order_by("id")) == expected
     assert len(queries) == 2  # no prefetch: the plan's own query of the tags
+
+
+class RatingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Review
+        fields = ["id", "rating"]
+
+
+class Shout(serializers.CharField):
+    def to_representation(self, value):
+        return str(value).upper()
+
+
+@requires(prefetch=[good_reviews()])
+class GoodReviewsProductSerializer(serializers.ModelSerializer):
+    """Its plan's reviews are filtered by the declared Prefetch; ``shout`` pages instances."""
+
+    reviews = RatingSerializer(many=True, read_only=True)
+    shout = Shout(source="name")
+
+    class Meta:
+        model = Product
+        fields = ["id", "reviews", "shout"]
+
+
+def test_a_plain_view_prefetch_is_not_read_for_a_relation_the_plan_filters():
+    """The view prefetches every review; the plan's own are the good ones (its declared
+    Prefetch): the page's prefetch cache is not what the plan renders, so it queries."""
+    make_catalog(8)
+    plan = compile_read_plan(GoodReviewsProductSerializer).paging_instances()
+    assert plan.pages_instances and "reviews" in plan.compiled_fields
+    bare = plan.execute(Product.objects.order_by("id"))
+    assert plan.execute(Product.objects.order_by("id").prefetch_related("reviews")) == bare
+    assert any(len(product["reviews"]) < 3 for product in bare)  # the filter shows

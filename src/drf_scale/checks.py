@@ -222,7 +222,7 @@ READ_POSITION = "drf_scale.routers.ReadPositionMiddleware"
 
 @register("drf_scale")
 def check_replicas(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E026 to E028, W026: replicas (``replica_config``) that would read stale or not at all."""
+    """E026 to E029, W026: replicas (``replica_config``) that would read stale or not at all."""
     messages: list[CheckMessage] = []
     replicas = {
         alias: config[REPLICA_OF]
@@ -241,6 +241,15 @@ def check_replicas(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
     if not replicas:
         return messages
+    if find_spec("psycopg") is None:
+        messages.append(
+            Error(
+                "DATABASES has replicas but psycopg (3) is not installed: their positions "
+                "cannot be sampled, so every read goes to the primary.",
+                hint="pip install 'psycopg[binary]'",
+                id="drf_scale.E029",
+            )
+        )
     routers = [r if isinstance(r, str) else f"{type(r).__module__}.{type(r).__name__}"
                for r in settings.DATABASE_ROUTERS]  # fmt: skip
     if ROUTER not in routers:

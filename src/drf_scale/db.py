@@ -158,6 +158,10 @@ def close_inherited_connections() -> None:
     for conn in connections.all():
         if pool_max_size(conn.settings_dict):
             cast("_PooledConnection", conn).close_pool()
+    if replicas_of():  # the replica samples' own connections, and what they said
+        from drf_scale.routers import monitor
+
+        monitor.forget()
 
 
 def post_fork(server: Any, worker: Any) -> None:

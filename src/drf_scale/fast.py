@@ -527,6 +527,9 @@ class _Child:
         columns = tuple(self.query.columns)
         if not instances or LOOKUP_SEP in self.path or self.query.annotations:
             return None
+        declared = self.base.query
+        if declared.where or declared.is_sliced or declared.order_by:  # a Prefetch's own rows
+            return None
         if any(LOOKUP_SEP in column for column in columns):  # joins the prefetch did not make
             return None
         lists = []
@@ -1451,6 +1454,7 @@ class ReadPlan:
         ``to_representation()`` run on the page's instances, what it asks of
         ``super().to_representation()`` rendered by the plan."""
         listing = self._listing
+        context = {} if context is None else context  # one dict for the list and its fields
         if listing is None:
             return self.shape_list(self.render(page, context, using))
         built = self._serializer
@@ -1459,7 +1463,7 @@ class ReadPlan:
         around = object.__new__(_around(type(listing)))  # type: ignore[arg-type]  # mypy#11470
         vars(around).update(vars(listing), instance=page)
         around._planned = (page, lambda chosen: self.render(chosen, context, using))
-        token = _context.set(context if context is not None else {})
+        token = _context.set(context)
         try:
             return around.to_representation(page)
         finally:
@@ -1584,6 +1588,11 @@ def _compile(serializer_class: type[BaseSerializer], name: str) -> ReadPlan:
     except Exception as exc:  # building it without a request, say
         return ReadPlan(serializer_class, (_unbuildable(name, exc),))
     assert isinstance(listing.child, BaseSerializer)  # many_init: serializer_class()
+    own = _defined_outside_drf(listing, "to_representation") and _postprocess(listing) is None
+    if own and _defined_outside_drf(listing, "__init__"):  # built here, without a request
+        kind = _kind(listing)
+        why = f"{kind}.__init__() is its own code, which may keep the request's state"
+        return ReadPlan(serializer_class, (f"{name}[]: {kind} — {why}",))
     return _compile_tree(serializer_class, model, listing, listing.child, name)
 
 

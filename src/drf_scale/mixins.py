@@ -343,11 +343,16 @@ def _own_context(view_class: type) -> bool:
 @functools.cache
 def _builds_per_request(view_class: type, serializer_class: type[BaseSerializer]) -> bool:
     """Whether the serializer's fields may differ per request: its own ``__init__`` or
-    ``get_fields()``, or the view's own ``get_serializer()``. Once per pair of classes: the
-    MRO walks stay off the per-request path."""
-    return any(
-        _defined_outside(serializer_class, name) for name in ("__init__", "get_fields")
-    ) or _defined_outside(view_class, "get_serializer", "drf_scale.")
+    ``get_fields()``, its list serializer's own ``__init__`` (state of the request), or the
+    view's own ``get_serializer()``. Once per pair of classes: the MRO walks stay off the
+    per-request path."""
+    meta = getattr(serializer_class, "Meta", None)
+    list_class = getattr(meta, "list_serializer_class", None)
+    return (
+        any(_defined_outside(serializer_class, name) for name in ("__init__", "get_fields"))
+        or (list_class is not None and _defined_outside(list_class, "__init__"))
+        or _defined_outside(view_class, "get_serializer", "drf_scale.")
+    )
 
 
 def _defined_outside(cls: type, name: str, *also: str) -> bool:

@@ -41,7 +41,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from drf_scale.conf import scale_settings
@@ -119,19 +119,32 @@ class Monitor:
         self._lock = threading.Lock()
 
     def sample(self, alias: str, *, fresh: bool = False) -> Sample:
-        now = time.monotonic()
-        known = self._samples.get(alias)
-        if known is not None and known.fresh(now) and not (fresh and known.replayed is not None):
-            return known
+        """The replica's last sample, or a new one when it is too old (``fresh``: one taken
+        after this call began, unless the replica is being skipped). Threads asking at once
+        share one sample."""
+        asked = time.monotonic()
+        if (usable := self._usable(alias, asked, fresh)) is not None:
+            return usable
         with self._lock:
-            taken = self._take(alias)
-        self._samples[alias] = taken
+            if (usable := self._usable(alias, asked, fresh)) is not None:
+                return usable  # taken while this thread waited
+            taken = self._samples[alias] = self._take(alias)
         return taken
+
+    def _usable(self, alias: str, asked: float, fresh: bool) -> Sample | None:
+        known = self._samples.get(alias)
+        if known is None:
+            return None
+        if known.replayed is None:  # skipped for REPLICA_RETRY_AFTER, fresh or not
+            return known if known.fresh(time.monotonic()) else None
+        if fresh:
+            return known if known.at >= asked else None
+        return known if known.fresh(time.monotonic()) else None
 
     def failed(self, alias: str) -> None:
         """A read on ``alias`` failed: skip it until it answers a sample again."""
-        self._samples[alias] = Sample(None, 0.0, time.monotonic())
         with self._lock:
+            self._samples[alias] = Sample(None, 0.0, time.monotonic())
             self._close(alias)
 
     def forget(self) -> None:
@@ -141,8 +154,10 @@ class Monitor:
             self._samples.clear()
 
     def _take(self, alias: str) -> Sample:
-        import psycopg  # replicas are PostgreSQL's: psycopg is there when they are
-
+        try:
+            import psycopg  # replicas are PostgreSQL's (check drf_scale.E029 without it)
+        except ImportError:
+            return Sample(None, 0.0, time.monotonic())
         try:
             conn = self._connections.get(alias)
             if conn is None or conn.closed:
@@ -165,11 +180,20 @@ class Monitor:
             conn.close()
 
 
+# libpq's connection parameters an alias's OPTIONS may hold (TLS, services), kept for samples.
+_LIBPQ_OPTIONS = (
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword", "service",
+    "passfile", "application_name", "target_session_attrs",
+)  # fmt: skip
+
+
 def _connect(alias: str) -> Any:
+    """A connection for samples: bounded to connect, to answer, and on a silent peer."""
     import psycopg
 
     db = settings.DATABASES[alias]
     options = db.get("OPTIONS", {})
+    kept = {key: value for key, value in options.items() if key in _LIBPQ_OPTIONS}
     return psycopg.connect(
         dbname=db.get("NAME") or "postgres",
         user=db.get("USER") or None,
@@ -177,7 +201,14 @@ def _connect(alias: str) -> Any:
         host=db.get("HOST") or None,
         port=db.get("PORT") or None,
         connect_timeout=options.get("connect_timeout", 2),
+        options="-c statement_timeout=1000",
+        keepalives=1,
+        keepalives_idle=1,
+        keepalives_interval=1,
+        keepalives_count=2,
+        tcp_user_timeout=2000,
         autocommit=True,
+        **kept,
     )
 
 
@@ -249,7 +280,11 @@ class ReplicaRouter:
 
     def db_for_read(self, model: Any, **hints: Any) -> str | None:
         reads = _reads.get()
-        return None if reads is None else reads.alias()
+        instance = hints.get("instance")
+        db = getattr(getattr(instance, "_state", None), "db", None)
+        if reads is None or (db is not None and _primary_of(db) != reads.primary):
+            return None  # outside a request, or an object of another database: its own
+        return reads.alias()
 
     def db_for_write(self, model: Any, **hints: Any) -> str | None:
         instance = hints.get("instance")
@@ -369,7 +404,9 @@ class ReadPositionMiddleware(SyncAndAsyncMiddleware):
         """A replica's failed read: skip the replica, run the view again on the primary."""
         reads = getattr(request, "_drf_scale_reads", None)
         view = getattr(request, "_drf_scale_view", None)
-        if not isinstance(exception, DatabaseError) or reads is None or view is None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None  # the data's or the query's error, not the replica's connection
+        if reads is None or view is None:
             return None
         if not reads.on_replica() or reads.retried:
             return None
@@ -385,6 +422,9 @@ class ReadPositionMiddleware(SyncAndAsyncMiddleware):
         if iscoroutinefunction(function):  # Django calls this from a thread of its own
             function = async_to_sync(function)
         try:
-            return function(request, *args, **kwargs)
-        except DatabaseError:  # the primary too: what the original error leads to
+            response = function(request, *args, **kwargs)
+            if getattr(response, "is_rendered", True) is False:
+                response.render()  # a failure while rendering: Django will not render again
+            return response
+        except (DatabaseError, InterfaceError):  # the primary too: the original error's answer
             return None

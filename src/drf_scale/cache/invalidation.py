@@ -247,7 +247,7 @@ def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any
         mine, other = field.m2m_field_name(), field.m2m_reverse_field_name()
         if reverse:
             mine, other = other, mine
-        links = sender._base_manager.using(router.db_for_write(sender))
+        links = sender._base_manager.using(kwargs["using"])  # where the links change
         pks = set(links.filter(**{mine: instance.pk}).values_list(other, flat=True))
     forward_pks, backward_pks = (set(pks), {instance.pk}) if reverse else ({instance.pk}, set(pks))
     hops: list[tuple[Dependency, set[Any]]] = []  # the rows the changed links leave from
@@ -320,7 +320,8 @@ class CachedQuerySet(models.QuerySet):
 
     def _written_pks(self) -> list[Any]:
         """The pks of the rows the write is about to change, read where it writes."""
-        rows = self.using(self._db or router.db_for_write(self.model))  # type: ignore[attr-defined]
+        rows = self._chain()  # type: ignore[attr-defined]
+        rows._for_write = True  # its db: the write's, as update() and delete() choose it
         return list(rows.values_list("pk", flat=True))
 
     def update(self, **kwargs: Any) -> int:
