@@ -6,7 +6,8 @@ started with ``REPLICA_URLS``. The contract's tests run unchanged against an HTT
 answers as Django's test client does (``Host: testserver``); the two that need the test
 process itself (its database, ``response.timing``) stay in the in-process suite. The module
 checks at the end that the replica served the reads (the primary only /floor/'s raw SQL,
-which runs on ``django.db.connection``, past any router).
+which runs on ``django.db.connection``, past any router, and the WAL positions the cache
+compares a replica with).
 """
 
 from __future__ import annotations
@@ -108,8 +109,9 @@ def contract(cluster, tmp_path_factory) -> Iterator[tuple[str, dict[str, list[An
             yield service.url, catalog
             replica = commits(cluster.replica) - served["replica"]
             primary = commits(cluster.primary) - served["primary"]
-            # The primary: /floor/'s hand-written SQL, on django.db.connection (no router).
-            assert replica > 100 and replica > 20 * primary, (replica, primary)
+            # The primary: /floor/'s hand-written SQL, on django.db.connection (no router),
+            # and the WAL position a cached list or a cache miss on the replica reads there.
+            assert replica > 100 and replica > 5 * primary, (replica, primary)
     finally:
         redis.terminate()
 
