@@ -496,6 +496,7 @@ class _Child:
     base: QuerySet
     query: _Query
     path: str  # the relation's prefetch_related() path from the root rows
+    declared: bool = False  # its rows are a @requires Prefetch's queryset, not the relation's
 
     def fetch(
         self, rows: list[Row], using: str | None, instances: Sequence[models.Model] = ()
@@ -527,8 +528,7 @@ class _Child:
         columns = tuple(self.query.columns)
         if not instances or LOOKUP_SEP in self.path or self.query.annotations:
             return None
-        declared = self.base.query
-        if declared.where or declared.is_sliced or declared.order_by:  # a Prefetch's own rows
+        if self.declared:  # its own rows: a prefetch of the plain relation holds others
             return None
         if any(LOOKUP_SEP in column for column in columns):  # joins the prefetch did not make
             return None
@@ -1221,6 +1221,7 @@ class _Compiler:
         else:
             why = f"{relation_name} is a to-many relation: render it with many=True"
             return self.fail(where, f, why)
+        own_rows = queryset is not None
         if queryset is None:
             queryset = step.related_model._default_manager.all()
         child = _Query()
@@ -1249,7 +1250,9 @@ class _Compiler:
         parent_key = scope.column(step.parent_key)
         name = scope.query.name("m")
         path = scope.prefix + step.accessor
-        scope.query.children.append(_Child(name, parent_key, step.back, queryset, child, path))
+        scope.query.children.append(
+            _Child(name, parent_key, step.back, queryset, child, path, own_rows)
+        )
         return f"{name}.get({scope.query.read(parent_key)}, [])"
 
     def method(self, f: fields.SerializerMethodField, scope: _Scope, where: str) -> str:
