@@ -268,7 +268,7 @@ def reads_current() -> bool:
         with connections[reads.primary].cursor() as cursor:
             cursor.execute("SELECT pg_current_wal_lsn()::text")
             primary = parse_lsn(cursor.fetchone()[0])
-    except DatabaseError:
+    except (DatabaseError, InterfaceError):
         return False
     replayed = monitor.sample(alias, fresh=True).replayed
     return replayed is not None and replayed >= primary
@@ -378,7 +378,7 @@ class ReadPositionMiddleware(SyncAndAsyncMiddleware):
             with connections[reads.primary].cursor() as cursor:
                 cursor.execute("SELECT pg_current_wal_lsn()::text")
                 return parse_lsn(cursor.fetchone()[0])
-        except DatabaseError as exc:
+        except (DatabaseError, InterfaceError) as exc:  # a committed write still answers
             logger.warning("no read position for this write: %s", exc)
             return None
 

@@ -39,6 +39,13 @@ class Cluster:
             ).fetchone()
         return bool(row and row[0])
 
+    def ready(self) -> None:
+        """The replica running and replaying, caught up (a test that failed may have left
+        it stopped or paused)."""
+        if not self.replica.running():
+            self.replica.start()
+        self.resume()
+
     def pause(self) -> None:
         wait_until(self.caught_up, "the replica to catch up", 30, self.replica.logs)
         with self.replica.connect(DATABASE) as conn:

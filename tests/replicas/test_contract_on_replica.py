@@ -85,9 +85,7 @@ def commits(server: Any) -> int:
 @pytest.fixture(scope="module")
 def contract(cluster, tmp_path_factory) -> Iterator[tuple[str, dict[str, list[Any]]]]:
     """The service on the contract's catalog, its reads on the replica; the catalog's ids."""
-    if not cluster.replica.running():
-        cluster.replica.start()
-    cluster.resume()
+    cluster.ready()
     cluster.primary.create_database(CONTRACT)
     env = service_env(cluster.primary.url(CONTRACT), SERVER_MODE="wsgi")
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):  # never the shared services

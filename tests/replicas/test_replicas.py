@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
@@ -20,22 +21,28 @@ from tests.replicas.conftest import DATABASE, TOKEN, call
 pytestmark = [pytest.mark.postgres, pytest.mark.once]
 
 
-@pytest.fixture
-def service(cluster, private_redis, tmp_path) -> Iterator[Service]:
-    if not cluster.replica.running():
-        cluster.replica.start()
-    cluster.resume()
+@contextmanager
+def replica_service(cluster, redis, directory, **env: str) -> Iterator[Service]:
+    """The service with its reads on the cluster's replica (``env`` added), its cache on
+    ``redis``."""
+    cluster.ready()
     with Service(
-        tmp_path,
+        directory,
         cluster.primary.url(DATABASE),
         DB_MODE="direct",
-        REDIS_URL=private_redis.url,
+        REDIS_URL=redis.url,
         REPLICA_URLS=cluster.replica.url(DATABASE),
-        REPLICA_MAX_LAG="3600",
+        **env,
     ) as running:
         yield running
     if cluster.replica.running():
         cluster.resume()
+
+
+@pytest.fixture
+def service(cluster, private_redis, tmp_path) -> Iterator[Service]:
+    with replica_service(cluster, private_redis, tmp_path, REPLICA_MAX_LAG="3600") as running:
+        yield running
 
 
 def rename(service: Service, pk: int, name: str) -> str:
@@ -124,14 +131,7 @@ def test_a_stopped_replica_costs_no_5xx(cluster, service):
 def test_a_replica_lagging_past_the_limit_is_skipped(cluster, private_redis, tmp_path):
     """REPLICA_MAX_LAG 1 s: once the paused replica lags more, readers without a position
     read the primary."""
-    if not cluster.replica.running():
-        cluster.replica.start()
-    cluster.resume()
-    with Service(
-        tmp_path, cluster.primary.url(DATABASE), DB_MODE="direct",
-        REDIS_URL=private_redis.url, REPLICA_URLS=cluster.replica.url(DATABASE),
-        REPLICA_MAX_LAG="1",
-    ) as service:  # fmt: skip
+    with replica_service(cluster, private_redis, tmp_path, REPLICA_MAX_LAG="1") as service:
         [pk, *_] = products(service)
         cluster.pause()
         try:
@@ -170,14 +170,9 @@ def test_a_replica_failing_a_read_is_retried_on_the_primary(cluster, private_red
     """Samples kept 10 minutes, so both workers still take the replica for healthy when it
     stops: their reads fail on its closed connections and run again on the primary, sync
     (DRF) and async views alike, with no 5xx."""
-    if not cluster.replica.running():
-        cluster.replica.start()
-    cluster.resume()
-    with Service(
-        tmp_path, cluster.primary.url(DATABASE), DB_MODE="direct",
-        REDIS_URL=private_redis.url, REPLICA_URLS=cluster.replica.url(DATABASE),
-        REPLICA_SAMPLE_MS="600000", REPRESENTATION_CACHE="off",
-    ) as service:  # fmt: skip
+    with replica_service(
+        cluster, private_redis, tmp_path, REPLICA_SAMPLE_MS="600000", REPRESENTATION_CACHE="off"
+    ) as service:
         pks = products(service)
         sync_paths = [f"/api/products/{pks[0]}/", "/api/products/?page_size=5"]
         async_paths = [f"/api/async/products/{pks[0]}/", "/api/async/products/"]
