@@ -102,14 +102,14 @@ class RedisServer(ManagedProcess):
         self.process = None
 
 
-@pytest.fixture
-def store(private_redis) -> Iterator[RedisStore]:
-    """The representation cache on the private Redis, with a short breaker cooldown."""
+@contextlib.contextmanager
+def store_at(url: str, socket_timeout: float = SOCKET_TIMEOUT) -> Iterator[RedisStore]:
+    """The representation cache on the Redis ``url`` names, with short timeouts and breaker."""
     with override_settings(
         DRF_SCALE={
             **settings.DRF_SCALE,
-            "CACHE_URL": private_redis.url,
-            "CACHE_SOCKET_TIMEOUT": SOCKET_TIMEOUT,
+            "CACHE_URL": url,
+            "CACHE_SOCKET_TIMEOUT": socket_timeout,
             "CACHE_BREAKER_FAILURES": FAILURES,
             "CACHE_BREAKER_COOLDOWN": COOLDOWN,
         }
@@ -117,6 +117,13 @@ def store(private_redis) -> Iterator[RedisStore]:
         store = get_store()
         assert isinstance(store, RedisStore)
         yield store
+
+
+@pytest.fixture
+def store(private_redis) -> Iterator[RedisStore]:
+    """The representation cache on the private Redis."""
+    with store_at(private_redis.url) as found:
+        yield found
 
 
 def get(client: APIClient, url: str) -> Any:

@@ -27,3 +27,4 @@ class DrfScaleConfig(AppConfig):
         connection_created.connect(invalidation.load_views, dispatch_uid="drf_scale.views")
         if find_spec("celery") is not None:  # the celery extra: each app's aggregates.py
             autodiscover_modules("aggregates")
+            from drf_scale import edge_tasks  # noqa: F401 - workers know the edge purge task

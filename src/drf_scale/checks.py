@@ -608,6 +608,38 @@ def _declares_aggregates(module: str) -> bool:
         return "drf_scale.aggregates" in source.read()
 
 
+@register("drf_scale")
+@_reads_settings
+def check_edge(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E030: an EDGE_PURGER that cannot be built; W027: purges of keys no response names."""
+    from drf_scale.edge import get_purger
+
+    if scale_settings.EDGE_PURGER is None:
+        return []
+    try:
+        get_purger()
+    except Exception as error:
+        return [
+            Error(
+                f"DRF_SCALE['EDGE_PURGER'] cannot be built: {error}. Writes would leave the "
+                "edge serving what they changed until its TTL.",
+                hint="Name a drf_scale.edge.Purger subclass; EDGE_PURGER_OPTIONS are the "
+                "keyword arguments of its constructor.",
+                id="drf_scale.E030",
+            )
+        ]
+    if scale_settings.EDGE_KEY_HEADER is None:
+        return [
+            Warning(
+                "DRF_SCALE['EDGE_PURGER'] is set but EDGE_KEY_HEADER is None: responses name "
+                "no surrogate keys, so purges remove nothing at the edge.",
+                hint='Set EDGE_KEY_HEADER to "Surrogate-Key", "xkey" or "Cache-Tag".',
+                id="drf_scale.W027",
+            )
+        ]
+    return []
+
+
 _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
 

@@ -101,6 +101,20 @@ DEFAULTS: dict[str, Any] = {
     # Cache-Control of public representations, for shared caches (CDNs).
     "CACHE_S_MAXAGE": 60,
     "CACHE_STALE_WHILE_REVALIDATE": 30,
+    # Edge (drf_scale.edge): the header public cached responses name their surrogate keys in,
+    # "Surrogate-Key" (Fastly), "xkey" (Varnish) or "Cache-Tag" (Cloudflare); None: no keys.
+    "EDGE_KEY_HEADER": None,
+    # Edge: responses naming more keys than this are not kept by the edge (s-maxage=0).
+    "EDGE_MAX_KEYS": 64,
+    # Edge: a dotted path to the drf_scale.edge.Purger subclass that purges keys after a
+    # commit, and the keyword arguments it is built with; None: nothing is purged.
+    "EDGE_PURGER": None,
+    "EDGE_PURGER_OPTIONS": {},
+    # Edge: seconds each purge request may take, and the retries of one, after a commit.
+    "EDGE_PURGE_TIMEOUT": 1.0,
+    "EDGE_PURGE_RETRIES": 1,
+    # Edge: keys a process keeps for its next purge when the task queue cannot take them.
+    "EDGE_PURGE_QUEUE_SIZE": 10000,
     # DatabaseUnavailableMiddleware: the Retry-After seconds of its 503s.
     "DATABASE_RETRY_AFTER": 1,
     # Writes through ConditionalWriteMixin must carry If-Match (428 without it).
@@ -121,7 +135,8 @@ IMPORT_STRINGS: tuple[str, ...] = ("COUNT_STRATEGY", "PAGINATION_CLASS")
 
 QUERY_CHECK_MODES = ("off", "log", "raise")
 AGGREGATE_MISS_MODES = ("compute", "accept")
-REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+EDGE_KEY_HEADERS = ("Surrogate-Key", "xkey", "Cache-Tag")
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
 
 # The system check ids of the settings problems (drf_scale.checks.check_settings).
 UNKNOWN_KEY = "drf_scale.E060"
@@ -175,7 +190,16 @@ def _choice(*choices: Any) -> Spec:
 
 
 def _redis_url(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.startswith(REDIS_URL_SCHEMES))
+    """None, or a URL of one of REDIS_URL_SCHEMES (a redis+sentinel:// one must parse)."""
+    if not (isinstance(value, str) and value.startswith(REDIS_URL_SCHEMES)):
+        return value is None
+    # Imported here: drf_scale.cache imports this module.
+    from drf_scale.cache.redis_urls import SENTINEL_SCHEME, parse_sentinel_url
+
+    try:
+        return not value.startswith(SENTINEL_SCHEME) or bool(parse_sentinel_url(value))
+    except ValueError:
+        return False
 
 
 def _modules(value: Any) -> bool:
@@ -211,7 +235,11 @@ SPECS: dict[str, Spec] = {
     "AGGREGATE_RETRY_AFTER": _integer(0),
     "AGGREGATE_COMPUTE_TIMEOUT": _seconds(1),
     "FAST_READS": _flag(),
-    "CACHE_URL": Spec(f"None or a URL starting with {', '.join(REDIS_URL_SCHEMES)}", _redis_url),
+    "CACHE_URL": Spec(
+        f"None or a URL starting with {', '.join(REDIS_URL_SCHEMES)} (Sentinel: "
+        "redis+sentinel://[:password@]host:port[,host:port...]/service[/db])",
+        _redis_url,
+    ),
     "CACHE_ENABLED": _flag(),
     "CACHE_VIEW_MODULES": Spec("None or a list of module names", _modules),
     "CACHE_TTL": _seconds(1),
@@ -228,6 +256,19 @@ SPECS: dict[str, Spec] = {
     "CACHE_RENEW_INTERVAL": _seconds(),
     "CACHE_S_MAXAGE": _integer(0),
     "CACHE_STALE_WHILE_REVALIDATE": _integer(0),
+    "EDGE_KEY_HEADER": _choice(None, *EDGE_KEY_HEADERS),
+    "EDGE_MAX_KEYS": _integer(1),
+    "EDGE_PURGER": Spec(
+        "None or a dotted path to a drf_scale.edge.Purger subclass",
+        lambda value: value is None or (isinstance(value, str) and "." in value),
+    ),
+    "EDGE_PURGER_OPTIONS": Spec(
+        "a dict of keyword arguments",
+        lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value),
+    ),
+    "EDGE_PURGE_TIMEOUT": _seconds(0.001),
+    "EDGE_PURGE_RETRIES": _integer(0),
+    "EDGE_PURGE_QUEUE_SIZE": _integer(0),
     "DATABASE_RETRY_AFTER": _integer(0),
     "REQUIRE_IF_MATCH": _flag(),
     "REPLICA_MAX_LAG": _seconds(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase, HttpResponseNotModified
@@ -19,6 +20,7 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 
 from drf_scale.conf import scale_settings
+from drf_scale.edge import set_surrogate_keys
 from drf_scale.renderers import ORJSONRenderer
 
 __all__ = [
@@ -65,10 +67,17 @@ def if_match_passes(header: str, etag: str | None) -> bool:
 
 
 def set_cache_headers(
-    response: HttpResponseBase, *, public: bool, etag: str | None = None
+    response: HttpResponseBase,
+    *,
+    public: bool,
+    etag: str | None = None,
+    keys: Sequence[str] | None = None,
 ) -> HttpResponseBase:
     """ETag, Cache-Control and Vary: public representations may be kept by shared caches
-    (``s-maxage``, ``stale-while-revalidate``); anything that depends on the user is private."""
+    (``s-maxage``, ``stale-while-revalidate``); anything that depends on the user is private.
+
+    With an edge (``EDGE_KEY_HEADER``), a public response names its surrogate ``keys``; one
+    without keys is not kept by the edge, which could not be told when it goes stale."""
     if etag:
         response["ETag"] = etag
     ages = (scale_settings.CACHE_S_MAXAGE, scale_settings.CACHE_STALE_WHILE_REVALIDATE)
@@ -76,6 +85,8 @@ def set_cache_headers(
         patch_cache_control(response, **_cache_control(public, *ages))
     else:  # the common case: a header built once
         response["Cache-Control"] = _cache_control_header(public, *ages)
+    if public:
+        set_surrogate_keys(response, keys)
     vary = _PUBLIC_VARY if public else _PRIVATE_VARY
     if response.has_header("Vary"):
         patch_vary_headers(response, vary)

@@ -85,7 +85,7 @@ class AsyncCachedReads:
         response = not_modified(request, entry.etag, public=True) or HttpResponse(
             entry.body, content_type="application/json"
         )
-        set_cache_headers(response, public=True, etag=entry.etag)
+        set_cache_headers(response, public=True, etag=entry.etag, keys=entry.keys)
         response["X-Cache"] = state
         return response
 

@@ -31,11 +31,19 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from drf_scale.cache.store import Unavailable, get_store
 from drf_scale.conf import scale_settings
+from drf_scale.edge import list_key, model_key, object_key, purge_after_commit
 from drf_scale.model_meta import Kind, Relation, concrete_model, link_field, walk
 from drf_scale.oncommit import after_commit
 from drf_scale.planner import QueryPlan, plan_for
 
-__all__ = ["CachedManager", "CachedQuerySet", "invalidate", "invalidate_model", "load_views"]
+__all__ = [
+    "CachedManager",
+    "CachedQuerySet",
+    "invalidate",
+    "invalidate_model",
+    "load_views",
+    "surrogate_keys",
+]
 
 logger = logging.getLogger("drf_scale.cache")
 
@@ -111,6 +119,12 @@ class Registry:
     def dependencies(self, model: type[models.Model]) -> set[Dependency]:
         return self.by_model.get(concrete_model(model), set())
 
+    def embedded(self, root: type[models.Model]) -> list[Dependency]:
+        """The paths of rows ``root``'s representations embed whose changes do not move them
+        (not the root's own row, nor a row holding the key of its hop: a review)."""
+        found = {d for deps in self.by_model.values() for d in deps if d.root is root}
+        return sorted((d for d in found if d.path and not d.holds_pointer), key=lambda d: d.path)
+
 
 def _plan_paths(plan: QueryPlan, prefix: str = "") -> Iterable[str]:
     yield from (prefix + path for path in plan.select_related)
@@ -171,6 +185,7 @@ def changed(model: type[models.Model], pks: Iterable[Any], before: Roots | None 
         return
     pks = [pk for pk in pks if pk is not None]
     _after_commit(lambda: _merge(roots_of(model, pks), before or {}), model)
+    purge_after_commit(lambda: _changed_keys(model, pks, before or {}), model)
 
 
 def _invalidate(roots: Roots, models_: Sequence[type[models.Model]] = ()) -> None:
@@ -182,6 +197,38 @@ def _invalidate(roots: Roots, models_: Sequence[type[models.Model]] = ()) -> Non
         get_store().invalidate(objects, labels)
     except Unavailable:  # the store renews its epoch at its next contact with Redis
         logger.warning("drf-scale: an invalidation was lost; the cache epoch will be renewed")
+
+
+def surrogate_keys(
+    root: type[models.Model], pks: Sequence[Any], using: str | None = None
+) -> dict[Any, tuple[str, ...]]:
+    """The edge keys of each of these roots' representations: its own, those of the rows it
+    embeds (one query a path), and its model's. A write to an embedded row purges its key."""
+    keys: dict[Any, list[str]] = {pk: [object_key(root, pk)] for pk in pks}
+    rows = root._base_manager.using(using or router.db_for_read(root)).filter(pk__in=pks)
+    for dependency in registry.embedded(root):
+        hop = dependency.last_hop
+        assert hop is not None  # embedded paths are not the root's own
+        label = concrete_model(hop.related_model)._meta.label_lower
+        for pk, embedded in rows.values_list("pk", f"{dependency.path}__pk").distinct():
+            if embedded is not None and pk in keys:
+                keys[pk].append(object_key(label, embedded))
+    return {pk: (*dict.fromkeys(found), model_key(root)) for pk, found in keys.items()}
+
+
+def _root_keys(roots: Roots) -> set[str]:
+    """The keys of these roots and of every list of their models."""
+    keys = {object_key(model, pk) for model, pks in roots.items() for pk in pks}
+    return keys | {list_key(model) for model in roots}
+
+
+def _changed_keys(model: type[models.Model], pks: Sequence[Any], before: Roots) -> set[str]:
+    """The keys a write of these rows makes stale: the rows' own (every response embedding
+    them names it), the roots a row holding a key now reaches or left (``before``), and the
+    lists of every model that embeds them."""
+    keys = {object_key(model, pk) for pk in pks}
+    keys |= {list_key(dependency.root) for dependency in registry.dependencies(model)}
+    return keys | _root_keys(_merge(roots_of(model, pks, holders_only=True), before))
 
 
 def invalidate(model_or_obj: type[models.Model] | models.Model, pks: Iterable[Any] = ()) -> None:
@@ -202,6 +249,9 @@ def invalidate_model(model: type[models.Model]) -> None:
         name="cache invalidation",
         using=router.db_for_write(model),
         on_failure=_lost,
+    )
+    purge_after_commit(
+        lambda: {key(root) for root in roots for key in (model_key, list_key)}, model
     )
 
 
@@ -230,6 +280,7 @@ def _post_delete(sender: type[models.Model], instance: models.Model, **kwargs: A
     before = instance.__dict__.pop(_BEFORE, None)
     if before:
         _after_commit(lambda: before, sender)
+        purge_after_commit(lambda: _root_keys(before) | {object_key(sender, instance.pk)}, sender)
 
 
 def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any) -> None:
@@ -259,7 +310,9 @@ def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any
             leaving = forward_pks if hop.forward else backward_pks
             hops.append((Dependency(dependency.root, _head(dependency.path)), leaving))
     if hops:
-        _after_commit(lambda: _merge(*({d.root: d.roots(p)} for d, p in hops)), type(instance))
+        roots = functools.cache(lambda: _merge(*({d.root: d.roots(p)} for d, p in hops)))
+        _after_commit(roots, type(instance))
+        purge_after_commit(lambda: _root_keys(roots()), type(instance))
 
 
 def _head(path: str) -> str:

@@ -2,6 +2,10 @@
 
 Each operation is one round trip (a Lua script or a pipeline) with a bounded socket timeout,
 guarded by the circuit breaker. Imported only when CACHE_URL names a Redis.
+
+A redis+sentinel:// CACHE_URL finds the master through Redis Sentinel, at every new
+connection: after a failover, connections to the old master fail (Unavailable, the breaker),
+and new ones go to the promoted replica, whose run_id renews the epoch before they are used.
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from drf_scale.breaker import Breaker
+from drf_scale.cache.redis_urls import SENTINEL_SCHEME, parse_sentinel_url
 from drf_scale.cache.store import (
     Entry,
     Items,
@@ -143,17 +151,41 @@ async def _aon_connect(connection: Any) -> None:
     await connection.read_response()
 
 
+def _client(url: str, flavour: ModuleType, **options: Any) -> Any:
+    """A ``flavour`` (redis or redis.asyncio) client of the Redis ``url`` names, through
+    Sentinel for a redis+sentinel:// URL. Every socket, to the Sentinels too, times out after
+    CACHE_SOCKET_TIMEOUT."""
+    timeout = scale_settings.CACHE_SOCKET_TIMEOUT
+    options |= {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if not url.startswith(SENTINEL_SCHEME):
+        return flavour.Redis.from_url(url, **options)
+    parsed = parse_sentinel_url(url)
+    sentinel = flavour.sentinel.Sentinel(
+        parsed.sentinels,
+        sentinel_kwargs={
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": options["retry"],
+            "password": parsed.sentinel_password,
+        },
+    )
+    # Each new connection asks the Sentinels for the master, then runs redis_connect_func.
+    return sentinel.master_for(
+        parsed.service,
+        redis_class=flavour.Redis,
+        db=parsed.db,
+        username=parsed.username,
+        password=parsed.password,
+        **options,
+    )
+
+
 class RedisStore:
     """The shared store: each operation is one round trip, guarded by the breaker."""
 
     def __init__(self, url: str) -> None:
-        timeout = scale_settings.CACHE_SOCKET_TIMEOUT
-        self.client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            redis_connect_func=_on_connect,
+        self.client = _client(
+            url, redis, retry=Retry(NoBackoff(), 0), redis_connect_func=_on_connect
         )
         self.read_script = self.client.register_script(_READ)
         self.write_script = self.client.register_script(_WRITE)
@@ -208,14 +240,7 @@ class RedisStore:
             raise Unavailable("the circuit breaker is open, or the epoch is to be renewed")
         loop = asyncio.get_running_loop()
         if loop not in self.async_scripts:
-            timeout = scale_settings.CACHE_SOCKET_TIMEOUT
-            client = redis.asyncio.Redis.from_url(
-                self.url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=None,
-                redis_connect_func=_aon_connect,
-            )
+            client = _client(self.url, redis.asyncio, retry=None, redis_connect_func=_aon_connect)
             self.async_scripts[loop] = client.register_script(_READ)
         keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
         args = [field, secrets.token_hex(8), 0, secrets.token_hex(8), ttl()]
@@ -227,12 +252,12 @@ class RedisStore:
         self.breaker.succeeded()
         return [found if isinstance(found := lookup(v), Entry) else None for v in values]
 
-    def write(self, label: str, field: str, items: Items) -> None:
+    def write(self, label: str, field: str, items: Items) -> int:
         keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk, _, _ in items)]
         args: list[Any] = [field, ttl()]
         for _, lease, entry in items:
             args += [lease.token, entry.pack() if entry else b""]
-        self._call(lambda: self.write_script(keys=keys, args=args))
+        return int(self._call(lambda: self.write_script(keys=keys, args=args)))
 
     def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
         """Delete the objects' entries and leases; bump their lists' and ``models``' versions."""

@@ -40,18 +40,22 @@ __all__ = ["LocalStore", "Store", "Unavailable", "get_store"]
 
 @dataclass(frozen=True)
 class Entry:
-    """A stored representation: its strong ETag and its JSON."""
+    """A stored representation: its strong ETag, its JSON and, for an edge, its surrogate keys
+    (``drf_scale.edge``; None: not known)."""
 
     etag: str
     body: bytes
+    keys: tuple[str, ...] | None = None
 
     def pack(self) -> bytes:
-        return self.etag.encode() + b"|" + self.body
+        head = self.etag if self.keys is None else f"{self.etag}\t{' '.join(self.keys)}"
+        return head.encode() + b"|" + self.body
 
     @classmethod
     def unpack(cls, payload: bytes) -> Entry:
-        etag, _, body = payload.partition(b"|")
-        return cls(etag.decode(), body)
+        head, _, body = payload.partition(b"|")
+        etag, tab, keys = head.decode().partition("\t")
+        return cls(etag, body, tuple(keys.split()) if tab else None)
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,10 @@ class LocalStore:
         found = self.read(label, pks, field, lease_ms=0)  # memory: nothing to wait for
         return [entry if isinstance(entry, Entry) else None for entry in found]
 
-    def write(self, label: str, field: str, items: Items) -> None:
+    def write(self, label: str, field: str, items: Items) -> int:
+        """Store each entry whose lease still holds (None releases it): how many were stored."""
         expires = time.monotonic() + ttl()
+        stored = 0
         with self.lock:
             field = self._field(label, field)
             for pk, lease, entry in items:
@@ -159,8 +165,10 @@ class LocalStore:
                 del fields[lease_field(field)]
                 if entry is not None:
                     fields[field] = (entry, expires)
+                    stored += 1
                 elif not fields:  # a released lease: keep no empty object (404s)
                     del self.objects[object_key(label, pk)]
+        return stored
 
     def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
         with self.lock:

@@ -19,6 +19,7 @@ hit is served (``ReadPathMixin.check_object_access``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import time
@@ -32,10 +33,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
-from drf_scale.cache.invalidation import registry
+from drf_scale.cache.invalidation import registry, surrogate_keys
 from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_store
 from drf_scale.conditional import ConditionalRetrieveModelMixin
 from drf_scale.conf import scale_settings
+from drf_scale.edge import keys_enabled, list_key, model_key
 from drf_scale.fast import ReadPlan
 from drf_scale.http import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.mixins import EarlyResponse, ListRows, Rendered, checks_objects
@@ -52,7 +54,8 @@ SCOPES = ("public", "user", None)
 def namespace(serializer_class: type[BaseSerializer]) -> str:
     """The serializer's identity and declaration: changing its fields changes its keys."""
     name = f"{serializer_class.__module__}.{serializer_class.__qualname__}"
-    declaration = f"{name}|{_declaration(serializer_class())}|{scale_settings.CACHE_VERSION}"
+    edge = "edge" if keys_enabled() else ""  # entries with surrogate keys, or without
+    declaration = f"{name}|{_declaration(serializer_class())}|{scale_settings.CACHE_VERSION}{edge}"
     return hashlib.blake2b(declaration.encode(), digest_size=6).hexdigest()
 
 
@@ -76,7 +79,9 @@ class RepresentationCache:
     """The cached representations of one serializer's model, in one scope."""
 
     def __init__(self, serializer_class: type[BaseSerializer], scope: str) -> None:
-        self.label = serializer_class.Meta.model._meta.label_lower  # type: ignore[attr-defined]
+        self.model = serializer_class.Meta.model  # type: ignore[attr-defined]
+        self.label = self.model._meta.label_lower
+        self.edge_keys = scope == "public" and keys_enabled()
         # mypy#11470: classes are Hashable, as functools.cache requires
         self.field = f"{namespace(serializer_class)}:{scope}"  # type: ignore[arg-type]
         self.store = get_store()
@@ -107,11 +112,20 @@ class RepresentationCache:
                 found[i] = None
         return found
 
-    def save(self, items: Items) -> None:
-        """Store entries (None releases the lease) where the lease still holds."""
+    def save(self, items: Items) -> int:
+        """Store entries (None releases the lease) where the lease still holds: how many."""
         if items:
             with contextlib.suppress(Unavailable):
-                self.store.write(self.label, self.field, items)
+                return self.store.write(self.label, self.field, items)
+        return 0
+
+    def stored(self, pk: Any, found: Lookup, entry: Entry) -> Entry:
+        """``entry`` rendered on a miss, after storing it under the lease ``found``. Unless it
+        was stored (an invalidation meanwhile revoked the lease, or there was none), it may
+        predate a write: it keeps no surrogate keys, so the edge does not keep it."""
+        if isinstance(found, Lease) and self.save([(pk, found, entry)]):
+            return entry
+        return dataclasses.replace(entry, keys=None)
 
     def version(self) -> str | None:
         try:
@@ -131,10 +145,11 @@ class RepresentationCache:
             if isinstance(found, Lease):
                 self.save([(pk, found, None)])
             raise
-        entry = None if data is None else entry_for(data)
-        if isinstance(found, Lease):
-            self.save([(pk, found, entry)])
-        return entry, "miss"
+        if data is None:
+            if isinstance(found, Lease):
+                self.save([(pk, found, None)])
+            return None, "miss"
+        return self.stored(pk, found, self.keyed({pk: entry_for(data)})[pk]), "miss"
 
     def entries(
         self, pks: Sequence[Any], render: Callable[[list[Any]], Mapping[Any, Any]]
@@ -146,10 +161,19 @@ class RepresentationCache:
         hits = len(entries)
         missing = [pk for pk in pks if pk not in entries]
         if missing:
-            entries.update((pk, entry_for(data)) for pk, data in render(missing).items())
+            entries.update(
+                self.keyed({pk: entry_for(data) for pk, data in render(missing).items()})
+            )
         leases = [(pk, f) for pk, f in zip(pks, found, strict=True) if isinstance(f, Lease)]
         self.save([(pk, lease, entries.get(pk)) for pk, lease in leases])
         return entries, hits
+
+    def keyed(self, entries: dict[Any, Entry]) -> dict[Any, Entry]:
+        """New entries with their surrogate keys, when public responses name them."""
+        if not self.edge_keys or not entries:
+            return entries
+        keys = surrogate_keys(self.model, list(entries))
+        return {pk: dataclasses.replace(entry, keys=keys.get(pk)) for pk, entry in entries.items()}
 
     def peek(self, pks: Sequence[Any]) -> list[Entry | None]:
         """The entries of ``pks`` that are cached; no lease is taken (it expires at once)."""
@@ -191,6 +215,7 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
     caches: frozenset[str] = frozenset()  # the cached_actions of every class of the view
     _cached: tuple[RepresentationCache, Any, Lookup] | None = None
     _cache_state: tuple[str | None, str] | None = None  # (ETag, X-Cache) of the response
+    edge_keys: Sequence[str] | None = None  # the surrogate keys of the response
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -244,6 +269,7 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
         bytes themselves when they are what the renderer would write, else rendered."""
         compact = self.compact_json()
         etag = entry.etag if compact else self.representation_etag(response)
+        self.edge_keys = entry.keys
         unchanged = None if etag is None else self.not_modified(etag, state)
         if unchanged is not None:
             return unchanged
@@ -255,7 +281,7 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
     def cache_headers(
         self, response: HttpResponseBase, etag: str | None, state: str
     ) -> HttpResponseBase:
-        set_cache_headers(response, public=self.cache_public(), etag=etag)
+        set_cache_headers(response, public=self.cache_public(), etag=etag, keys=self.edge_keys)
         response["X-Cache"] = state
         return response
 
@@ -269,10 +295,12 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
             cache, pk, found = cached
             if isinstance(found, Entry):
                 return self.entry_response(response, found, "hit")
-            entry = entry_for(response.data) if response.status_code == 200 else None
-            if isinstance(found, Lease):
-                cache.save([(pk, found, entry)])  # None releases the lease
-            return response if entry is None else self.entry_response(response, entry, "miss")
+            if response.status_code != 200:
+                if isinstance(found, Lease):
+                    cache.save([(pk, found, None)])  # releases the lease
+                return response
+            entry = cache.stored(pk, found, cache.keyed({pk: entry_for(response.data)})[pk])
+            return self.entry_response(response, entry, "miss")
         if self._cache_state is not None:  # a list the cache served
             etag, state = self._cache_state
             return self.cache_headers(response, etag, state)
@@ -327,7 +355,7 @@ class CachedRetrieveMixin(CachedViewMixin):
         response = not_modified(request, entry.etag, public=True) or HttpResponse(
             entry.body, content_type="application/json"
         )
-        set_cache_headers(response, public=True, etag=entry.etag)
+        set_cache_headers(response, public=True, etag=entry.etag, keys=entry.keys)
         response["X-Cache"] = "hit"
         return response
 
@@ -377,6 +405,8 @@ class CachedListMixin(CachedViewMixin):
         if validate is not None:
             validate(keys, self.request, self)
         version = cache.version()
+        if cache.edge_keys and version is not None:
+            self.edge_keys = (list_key(cache.model), model_key(cache.model))
         etag = None
         # A replica behind a write the version counts would pair that version with old rows.
         if version is not None and self.compact_json() and reads_current():
@@ -391,6 +421,8 @@ class CachedListMixin(CachedViewMixin):
             pks = [row[pk_name] for row in page]
             entries, hits = cache.entries(pks, render_misses)
             self._cache_state = (etag, f"{hits}/{len(pks)} hit")
+            if self.edge_keys and cache.version() != version:
+                self.edge_keys = None  # a write meanwhile: the edge must not keep this page
             return [self.body_data(entries[pk].body) for pk in pks if pk in entries]
 
         return keys, render

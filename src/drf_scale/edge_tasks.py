@@ -1,0 +1,35 @@
+"""The Celery task that retries edge purges a write could not make (the celery extra).
+
+Imported by ``drf_scale.edge`` when a purge fails, and by the app's ``ready()`` when
+``EDGE_PURGER`` is set, so that workers know the task.
+"""
+
+from __future__ import annotations
+
+from celery import current_app, shared_task
+
+from drf_scale.edge import PurgeFailed, get_purger
+
+__all__ = ["TASK_NAME", "purge_keys", "queues_tasks"]
+
+TASK_NAME = "drf_scale.edge.purge_keys"
+
+
+@shared_task(
+    name=TASK_NAME,
+    autoretry_for=(PurgeFailed,),
+    retry_backoff=True,  # 1, 2, 4, ... s (with jitter), up to a minute apart
+    retry_backoff_max=60,
+    max_retries=8,
+    ignore_result=True,
+)
+def purge_keys(keys: list[str]) -> None:
+    """Purge ``keys`` at the edge; retried with backoff while the edge does not take them."""
+    purger = get_purger()
+    if purger is not None:
+        purger.purge(keys)
+
+
+def queues_tasks() -> bool:
+    """Whether tasks go to a broker (not run inline, where a retry would hold the write)."""
+    return not current_app.conf.task_always_eager
