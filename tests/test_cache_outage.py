@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,8 @@ class RedisServer(ManagedProcess):
     """A private redis-server: started, terminated (as an orderly shutdown: the append-only
     file is complete), crashed, hung and resumed by the test."""
 
-    def __init__(self, directory: Path, *, persistent: bool) -> None:
-        self.directory, self.persistent = directory, persistent
+    def __init__(self, directory: Path, *, persistent: bool, options: Sequence[str] = ()) -> None:
+        self.directory, self.persistent, self.options = directory, persistent, list(options)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
@@ -76,6 +76,7 @@ class RedisServer(ManagedProcess):
                 "--logfile", str(self.log),
                 "--save", "",
                 *(persistence if self.persistent else ["--appendonly", "no"]),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

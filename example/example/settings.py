@@ -1,7 +1,9 @@
 """Settings of the reference service, read from the environment.
 
 DATABASE_URL, REDIS_URL and CELERY_BROKER_URL choose the real services; unset,
-the service runs on SQLite, the local-memory cache and in-process tasks.
+the service runs on SQLite, the local-memory cache and in-process tasks. CACHE_URL (default:
+REDIS_URL) may name the representation cache's Redis apart, e.g. through Sentinel;
+EDGE_PURGE_URLS (comma-separated Varnish addresses) puts an edge in front.
 """
 
 import os
@@ -41,6 +43,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
+# SERVED_BY (e.g. app1): every response names the host that answered, in X-Served-By.
+if os.environ.get("SERVED_BY"):
+    MIDDLEWARE.insert(0, "shop.served_by.ServedByMiddleware")
 
 ROOT_URLCONF = "example.urls"
 WSGI_APPLICATION = "example.wsgi.application"
@@ -70,9 +75,12 @@ DATABASES = {
         server=SERVER_MODE,
     )
 }
-# REPLICA_URLS, comma-separated, with DATABASE_URL: streaming replicas of it serve reads.
+# REPLICA_URLS, comma-separated, with DATABASE_URL: streaming replicas of it serve reads,
+# held the DB_MODE way, as the primary is (e.g. both through PgBouncer).
 for number, url in enumerate(filter(None, os.environ.get("REPLICA_URLS", "").split(",")), 1):
-    DATABASES[f"replica_{number}"] = replica_config(url.strip(), server=SERVER_MODE)
+    DATABASES[f"replica_{number}"] = replica_config(
+        url.strip(), DATABASES["default"]["DRF_SCALE_MODE"], server=SERVER_MODE
+    )
 DATABASE_ROUTERS = ["drf_scale.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -127,13 +135,20 @@ SPECTACULAR_SETTINGS = {
 DRF_SCALE = {
     "SERVER_TIMING": True,
     "SERVER_MODE": SERVER_MODE,
-    "CACHE_URL": REDIS_URL,
+    "CACHE_URL": os.environ.get("CACHE_URL") or REDIS_URL,
     "CACHE_ENABLED": os.environ.get("REPRESENTATION_CACHE", "on") != "off",
     # Seconds of replay lag past which a replica's reads go to the primary.
     "REPLICA_MAX_LAG": float(os.environ.get("REPLICA_MAX_LAG", "5")),
     # Milliseconds a replica's sampled position is reused.
     "REPLICA_SAMPLE_MS": int(os.environ.get("REPLICA_SAMPLE_MS", "20")),
 }
+# EDGE_PURGE_URLS: Varnish instances (with the xkey vmod) in front; writes purge them.
+if os.environ.get("EDGE_PURGE_URLS"):
+    DRF_SCALE |= {
+        "EDGE_KEY_HEADER": "xkey",
+        "EDGE_PURGER": "drf_scale.edge.VarnishPurger",
+        "EDGE_PURGER_OPTIONS": {"urls": os.environ["EDGE_PURGE_URLS"].split(",")},
+    }
 
 # The shipping provider of the async quote view; `python -m upstream` serves a stand-in.
 SHIPPING_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001")

@@ -136,7 +136,7 @@ IMPORT_STRINGS: tuple[str, ...] = ("COUNT_STRATEGY", "PAGINATION_CLASS")
 QUERY_CHECK_MODES = ("off", "log", "raise")
 AGGREGATE_MISS_MODES = ("compute", "accept")
 EDGE_KEY_HEADERS = ("Surrogate-Key", "xkey", "Cache-Tag")
-REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
 
 # The system check ids of the settings problems (drf_scale.checks.check_settings).
 UNKNOWN_KEY = "drf_scale.E060"
@@ -190,14 +190,21 @@ def _choice(*choices: Any) -> Spec:
 
 
 def _redis_url(value: Any) -> bool:
-    """None, or a URL of one of REDIS_URL_SCHEMES (a redis+sentinel:// one must parse)."""
+    """None, or a URL of one of REDIS_URL_SCHEMES (Sentinel and Cluster ones must parse)."""
     if not (isinstance(value, str) and value.startswith(REDIS_URL_SCHEMES)):
         return value is None
     # Imported here: drf_scale.cache imports this module.
-    from drf_scale.cache.redis_urls import SENTINEL_SCHEME, parse_sentinel_url
+    from drf_scale.cache.redis_urls import (
+        CLUSTER_SCHEME,
+        SENTINEL_SCHEME,
+        parse_cluster_url,
+        parse_sentinel_url,
+    )
 
+    parsers = {SENTINEL_SCHEME: parse_sentinel_url, CLUSTER_SCHEME: parse_cluster_url}
+    parse = next((p for scheme, p in parsers.items() if value.startswith(scheme)), None)
     try:
-        return not value.startswith(SENTINEL_SCHEME) or bool(parse_sentinel_url(value))
+        return parse is None or bool(parse(value))
     except ValueError:
         return False
 
@@ -237,7 +244,8 @@ SPECS: dict[str, Spec] = {
     "FAST_READS": _flag(),
     "CACHE_URL": Spec(
         f"None or a URL starting with {', '.join(REDIS_URL_SCHEMES)} (Sentinel: "
-        "redis+sentinel://[:password@]host:port[,host:port...]/service[/db])",
+        "redis+sentinel://[:password@]host:port[,host:port...]/service[/db]; Cluster: "
+        "redis+cluster://[:password@]host:port[,host:port...])",
         _redis_url,
     ),
     "CACHE_ENABLED": _flag(),

@@ -6,6 +6,10 @@ guarded by the circuit breaker. Imported only when CACHE_URL names a Redis.
 A redis+sentinel:// CACHE_URL finds the master through Redis Sentinel, at every new
 connection: after a failover, connections to the old master fail (Unavailable, the breaker),
 and new ones go to the promoted replica, whose run_id renews the epoch before they are used.
+
+A redis+cluster:// CACHE_URL spreads models over the cluster's slots: a model's keys share
+its hash tag, and so an epoch of its own. No connection hook sees a node fail over there, so
+each script first compares the node's run_id with the one its epoch was made under.
 """
 
 from __future__ import annotations
@@ -22,13 +26,20 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from drf_scale.breaker import Breaker
-from drf_scale.cache.redis_urls import SENTINEL_SCHEME, parse_sentinel_url
+from drf_scale.cache.redis_urls import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 from drf_scale.cache.store import (
     Entry,
     Items,
@@ -50,12 +61,14 @@ T = TypeVar("T")
 RENEWER_THREAD = "drf-scale epoch renewal"
 
 
-# KEYS: epoch, generation, objects...; ARGV: field, token prefix, lease ms, new epoch, ttl s.
+# Every script's last ARGV is a new epoch, for an epoch key that is missing or renewed.
+
+# KEYS: epoch, generation, objects...; ARGV: field, token prefix, lease ms, ttl s, new epoch.
 # Per object: "<etag>|<json>" (hit), "!<token>" (lease taken; "!" alone, with lease ms 0: a
 # peek, which takes none) or "" (another lease is live).
 _READ = """
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then epoch = ARGV[4]; redis.call('SET', KEYS[1], epoch) end
+if not epoch then epoch = ARGV[#ARGV]; redis.call('SET', KEYS[1], epoch) end
 local field = ARGV[1] .. ':' .. (redis.call('GET', KEYS[2]) or '0')
 local lease_field = 'lease:' .. field
 local prefix = epoch .. '|'
@@ -80,7 +93,7 @@ for i = 3, #KEYS do
     else
       local token = ARGV[2] .. ':' .. (i - 2)
       redis.call('HSET', KEYS[i], lease_field, token .. '|' .. epoch .. '|' .. (now + lease_ms))
-      if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+      if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[4]) end
       out[i - 2] = '!' .. token
     end
   end
@@ -122,6 +135,22 @@ end
 """
 _RUN_ID = re.compile(rb"run_id:(\w+)")
 
+# Redis Cluster, before each script: KEYS[1] is the model's epoch, beside it the run_id of
+# the node it was made on; another node (a promoted replica, a restart) renews it.
+_NODE_CHANGED = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[1] .. '-run') ~= run then
+  redis.call('SET', KEYS[1], ARGV[#ARGV])
+  redis.call('SET', KEYS[1] .. '-run', run)
+end
+"""
+
+# KEYS: epoch, generation, collection: the version of a model's lists.
+_VERSION = """
+if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[#ARGV]) end
+return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+"""
+
 
 def _restart_check() -> tuple[Any, ...]:
     """The EVAL of _RESTARTED, once INFO has given the run_id (appended by the caller)."""
@@ -151,12 +180,27 @@ async def _aon_connect(connection: Any) -> None:
     await connection.read_response()
 
 
+def _new() -> str:
+    """A new epoch, should the script need one."""
+    return secrets.token_hex(8)
+
+
 def _client(url: str, flavour: ModuleType, **options: Any) -> Any:
     """A ``flavour`` (redis or redis.asyncio) client of the Redis ``url`` names, through
     Sentinel for a redis+sentinel:// URL. Every socket, to the Sentinels too, times out after
     CACHE_SOCKET_TIMEOUT."""
     timeout = scale_settings.CACHE_SOCKET_TIMEOUT
     options |= {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if url.startswith(CLUSTER_SCHEME):
+        cluster = parse_cluster_url(url)
+        options.pop("redis_connect_func")  # the scripts check the node themselves
+        return flavour.cluster.RedisCluster(
+            startup_nodes=[flavour.cluster.ClusterNode(*node) for node in cluster.nodes],
+            username=cluster.username,
+            password=cluster.password,
+            require_full_coverage=False,  # a model whose slot is failing over is the only miss
+            **options,
+        )
     if not url.startswith(SENTINEL_SCHEME):
         return flavour.Redis.from_url(url, **options)
     parsed = parse_sentinel_url(url)
@@ -187,8 +231,11 @@ class RedisStore:
         self.client = _client(
             url, redis, retry=Retry(NoBackoff(), 0), redis_connect_func=_on_connect
         )
-        self.read_script = self.client.register_script(_READ)
-        self.write_script = self.client.register_script(_WRITE)
+        self.cluster = url.startswith(CLUSTER_SCHEME)
+        self.read_script = self.script(_READ)
+        self.write_script = self.script(_WRITE)
+        self.version_script = self.script(_VERSION)
+        self.labels: set[str] = set()  # the models this process used (cluster epochs)
         self.breaker = Breaker(
             scale_settings.CACHE_BREAKER_FAILURES, scale_settings.CACHE_BREAKER_COOLDOWN
         )
@@ -209,7 +256,7 @@ class RedisStore:
             if self.renew_epoch:  # orphan what was stored before what may have been lost
                 self.renew_epoch = False  # first: a loss meanwhile sets it again
                 try:
-                    self.client.set(epoch_key(), secrets.token_hex(8))
+                    self._renew()
                 except redis.RedisError:
                     self.renew_epoch = True
                     raise
@@ -226,9 +273,32 @@ class RedisStore:
             if not self.breaker.allows():  # it opened: invalidations may have been lost
                 self.renew_epoch = True
 
+    def script(self, source: str, client: Any = None) -> Any:
+        """``source`` registered on ``client`` (this store's), after the node check on a
+        cluster."""
+        prelude = _NODE_CHANGED if self.cluster else ""
+        return (client or self.client).register_script(prelude + source)
+
+    def keys(self, label: str, *more: str) -> list[str]:
+        """The epoch and generation of ``label``'s entries, then ``more`` keys."""
+        if self.cluster:
+            self.labels.add(label)
+        return [epoch_key(label if self.cluster else None), generation_key(label), *more]
+
+    def _renew(self) -> None:
+        """A new epoch: every model's, on a cluster (those this process knows of)."""
+        if not self.cluster:
+            self.client.set(epoch_key(), secrets.token_hex(8))
+            return
+        from drf_scale.cache.invalidation import registry
+
+        labels = self.labels | {model._meta.label_lower for model in registry.roots}
+        for label in sorted(labels):
+            self.client.set(epoch_key(label), secrets.token_hex(8))
+
     def read(self, label: str, pks: Sequence[Any], field: str, lease_ms: int) -> list[Lookup]:
-        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
-        args: list[str | int] = [field, secrets.token_hex(8), lease_ms, secrets.token_hex(8), ttl()]
+        keys = self.keys(label, *(object_key(label, pk) for pk in pks))
+        args = [field, secrets.token_hex(8), lease_ms, ttl(), _new()]
         values = self._call(lambda: self.read_script(keys=keys, args=args))
         return [lookup(value) for value in values]
 
@@ -241,9 +311,9 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         if loop not in self.async_scripts:
             client = _client(self.url, redis.asyncio, retry=None, redis_connect_func=_aon_connect)
-            self.async_scripts[loop] = client.register_script(_READ)
-        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk in pks)]
-        args = [field, secrets.token_hex(8), 0, secrets.token_hex(8), ttl()]
+            self.async_scripts[loop] = self.script(_READ, client)
+        keys = self.keys(label, *(object_key(label, pk) for pk in pks))
+        args = [field, secrets.token_hex(8), 0, ttl(), _new()]
         try:
             values = await self.async_scripts[loop](keys=keys, args=args)
         except redis.RedisError as error:
@@ -253,10 +323,11 @@ class RedisStore:
         return [found if isinstance(found := lookup(v), Entry) else None for v in values]
 
     def write(self, label: str, field: str, items: Items) -> int:
-        keys = [epoch_key(), generation_key(label), *(object_key(label, pk) for pk, _, _ in items)]
+        keys = self.keys(label, *(object_key(label, pk) for pk, _, _ in items))
         args: list[Any] = [field, ttl()]
         for _, lease, entry in items:
             args += [lease.token, entry.pack() if entry else b""]
+        args.append(_new())
         return int(self._call(lambda: self.write_script(keys=keys, args=args)))
 
     def invalidate(self, objects: dict[str, set[Any]], models: Sequence[str] = ()) -> None:
@@ -310,15 +381,9 @@ class RedisStore:
 
     def version(self, label: str) -> str:
         """The epoch, generation and collection version of ``label``'s lists, in one string."""
-        keys = [epoch_key(), generation_key(label), collection_key(label)]
-
-        def run() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(keys[0], secrets.token_hex(8), nx=True)
-            pipe.mget(keys)
-            return pipe.execute()[1]
-
-        return ":".join((value or b"0").decode() for value in self._call(run))
+        keys = self.keys(label, collection_key(label))
+        values = self._call(lambda: self.version_script(keys=keys, args=[_new()]))
+        return ":".join((value or b"0").decode() for value in values)
 
     def clear(self) -> None:
         """Delete every key under the prefix (tests, and after a manual database restore)."""

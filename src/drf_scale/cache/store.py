@@ -88,27 +88,33 @@ def lookup(value: bytes) -> Lookup:
     return Entry.unpack(value)
 
 
+# Every key of a model carries its label as a hash tag: on Redis Cluster, they share a slot,
+# so one script reads the model's epoch, generation and objects.
+
+
 def object_key(label: str, pk: Any) -> str:
-    return f"{scale_settings.CACHE_KEY_PREFIX}:obj:{label}:{pk}"
+    return f"{scale_settings.CACHE_KEY_PREFIX}:obj:{{{label}}}:{pk}"
 
 
 def collection_key(label: str) -> str:
     """Bumped by every invalidation of an object of the model: the version of its lists."""
-    return f"{scale_settings.CACHE_KEY_PREFIX}:col:{label}"
+    return f"{scale_settings.CACHE_KEY_PREFIX}:col:{{{label}}}"
 
 
 def generation_key(label: str) -> str:
     """Bumped by ``invalidate_model``: part of every field name, so all entries go at once."""
-    return f"{scale_settings.CACHE_KEY_PREFIX}:gen:{label}"
+    return f"{scale_settings.CACHE_KEY_PREFIX}:gen:{{{label}}}"
 
 
-def epoch_key() -> str:
-    return f"{scale_settings.CACHE_KEY_PREFIX}:epoch"
+def epoch_key(label: str | None = None) -> str:
+    """The epoch of every entry; on Redis Cluster, each model has its own (``label``)."""
+    suffix = "" if label is None else f":{{{label}}}"
+    return f"{scale_settings.CACHE_KEY_PREFIX}:epoch{suffix}"
 
 
-def run_key() -> str:
+def run_key(label: str | None = None) -> str:
     """The run_id of the Redis process the epoch was made under."""
-    return f"{scale_settings.CACHE_KEY_PREFIX}:epoch-run"
+    return epoch_key(label) + "-run"
 
 
 def lease_field(field: str) -> str:
