@@ -42,6 +42,7 @@ from shop.api_views import ProductViewSet
 from shop.models import Brand, Product, Review, Tag
 from tests.factories import make_catalog, make_user
 from tests.processes import ManagedProcess, wait_until
+from tests.test_aggregates import BROKER_URL, Process, configure_celery, process_env  # noqa: F401
 from tests.test_cache_outage import free_port
 
 committed = pytest.mark.django_db(transaction=True)
@@ -279,29 +280,61 @@ def test_a_write_through_the_api_answers_while_the_edge_is_unreachable(client, c
     assert Product.objects.get(pk=product.pk).name == "Written"
 
 
+# A purge the edge refused goes to the task queue: a real Celery worker retries it.
+
+
+@pytest.fixture(scope="module")
+def edge_api() -> Iterator[StandIn]:
+    server = StandIn()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def edge_worker(request, edge_api, tmp_path_factory) -> Iterator[Process]:
+    """The Procfile's worker on the test database and broker, purging at ``edge_api``."""
+    env = request.getfixturevalue("process_env")  # test_aggregates': Redis, or a skip
+    worker = Process(
+        "worker",
+        {**env, "EDGE_TEST_API": edge_api.url},
+        tmp_path_factory.mktemp("edge-worker") / "worker.log",
+        "--pool solo --without-gossip --without-mingle --without-heartbeat",
+    )
+    try:
+        worker.start("--purge")
+        worker.wait_for(" ready.")
+        yield worker
+    finally:
+        worker.terminate()
+
+
+@pytest.mark.postgres
+@committed
+def test_a_purge_the_edge_refused_is_retried_by_a_celery_worker(catalog, edge_api, edge_worker):
+    edge_api.requests.clear()
+    edge_api.statuses = [503] * 3  # this process's try, then the worker's first two
+    brand = catalog["brands"][2]
+    replaced = configure_celery(broker_url=BROKER_URL, task_always_eager=False)
+    try:
+        with edge("Surrogate-Key", "drf_scale.edge.FastlyPurger", service_id="svc1",
+                  token="t0k", api=edge_api.url, retries=0):  # fmt: skip
+            brand.name = "Retried by the worker"
+            brand.save()
+    finally:
+        configure_celery(**replaced)
+    assert pending_purges()["pending"] == 0  # queued as a task, not kept here
+    wait_until(lambda: len(edge_api.requests) >= 4, "the worker's purge after its retry", 30)
+    assert f"shop.brand:{brand.pk}" in edge_api.requests[-1]["json"]["surrogate_keys"]
+    assert "Retry in" in edge_worker.output()
+
+
 # A real Varnish with the xkey vmod in front of a live server.
 
-VCL = """vcl 4.1;
-import xkey;
-backend origin { .host = "127.0.0.1"; .port = "%(port)s"; }
-acl purgers { "127.0.0.1"; }
-sub vcl_recv {
-  if (req.method == "PURGE") {
-    if (client.ip !~ purgers) { return (synth(403, "Forbidden")); }
-    if (req.http.xkey-purge) {
-      set req.http.n-gone = xkey.purge(req.http.xkey-purge);
-    } elsif (req.http.xkey-softpurge) {
-      set req.http.n-gone = xkey.softpurge(req.http.xkey-softpurge);
-    } else {
-      return (synth(400, "No keys"));
-    }
-    return (synth(200, "Purged " + req.http.n-gone));
-  }
-}
-sub vcl_deliver {
-  if (obj.hits > 0) { set resp.http.X-Edge = "hit"; } else { set resp.http.X-Edge = "miss"; }
-}
-"""
+# The VCL the topology's Varnish runs too (tests/topology): backend host and port, and
+# the addresses allowed to PURGE besides 127.0.0.1, are filled in.
+VCL = (Path(__file__).parent / "topology" / "edge.vcl").read_text()
 
 
 class Varnish(ManagedProcess):
@@ -313,7 +346,7 @@ class Varnish(ManagedProcess):
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = directory / "varnish.log"
         vcl = directory / "edge.vcl"
-        vcl.write_text(VCL.replace("%(port)s", str(backend_port)))
+        vcl.write_text(VCL % {"host": "127.0.0.1", "port": backend_port, "purgers": ""})
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 [

@@ -147,17 +147,21 @@ def run(command: list[str], what: str, log: Callable[[], str] = str) -> str:
 
 
 class PostgresCluster:
-    """A private PostgreSQL: initdb, start, stop, on 127.0.0.1 and a free port."""
+    """A private PostgreSQL: initdb, start, stop, on ``host`` (127.0.0.1) and a free port;
+    clients and replication from ``network`` (a CIDR) are trusted too."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, host: str = "127.0.0.1", network: str | None = None
+    ) -> None:
         bin_dir = postgres_bin()
         assert bin_dir is not None
         self.initdb, self.pg_ctl = bin_dir / "initdb", bin_dir / "pg_ctl"
         self.directory, self.port = directory, free_port()
+        self.host, self.network = host, network
         self.data, self.log = directory / "data", directory / "postgres.log"
 
     def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres@{self.host}:{self.port}/{database}"
 
     def logs(self) -> str:
         return tail(self.log)
@@ -168,10 +172,14 @@ class PostgresCluster:
                      "-E", "UTF8", "--locale=C", "--no-sync"),
             "initdb",
         )  # fmt: skip
+        if self.network:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.network} trust\n")
+                hba.write(f"host replication all {self.network} trust\n")
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            f"-p {self.port} -k {self.directory} -c listen_addresses={self.host} "
             "-c fsync=off -c full_page_writes=off -c max_connections=60"
         )
         run(
@@ -198,7 +206,7 @@ class PostgresCluster:
 
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname=database,
+            host=self.host, port=self.port, user="postgres", dbname=database,
             autocommit=True, connect_timeout=2,
         )  # fmt: skip
 
@@ -213,10 +221,10 @@ class PostgresCluster:
     def standby(self, directory: Path) -> PostgresCluster:
         """A streaming replica of this running cluster (``pg_basebackup -R``), started on a
         port of its own in ``directory``."""
-        replica = PostgresCluster(directory)
+        replica = PostgresCluster(directory, self.host, self.network)
         backup = self.initdb.parent / "pg_basebackup"
         run(
-            as_owner(backup, "-h", "127.0.0.1", "-p", self.port, "-U", "postgres",
+            as_owner(backup, "-h", self.host, "-p", self.port, "-U", "postgres",
                      "-D", replica.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"),
             "pg_basebackup",
             self.logs,
@@ -250,16 +258,19 @@ def serve_shop(postgres: PostgresCluster, database: str, products: int, token: s
 
 
 class PgBouncer(ManagedProcess):
-    """A private PgBouncer (transaction mode) in front of ``server_port``, in the foreground
-    so it can be stopped, hung (SIGSTOP) and resumed."""
+    """A private PgBouncer (transaction mode) on ``host`` in front of ``server_port``, in the
+    foreground so it can be stopped, hung (SIGSTOP) and resumed. ``databases`` is the
+    ini's [databases] section (by default every name goes to ``server_port``)."""
 
-    def __init__(self, directory: Path, server_port: int) -> None:
+    def __init__(self, directory: Path, server_port: int, host: str = "127.0.0.1") -> None:
         self.directory, self.server_port, self.port = directory, server_port, free_port()
+        self.host = host
+        self.databases = {"*": f"host={host} port={server_port}"}
         self.ini, self.log = directory / "pgbouncer.ini", directory / "pgbouncer.log"
         self.process: subprocess.Popen | None = None
 
     def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres@{self.host}:{self.port}/{database}"
 
     def logs(self) -> str:
         return tail(self.log)
@@ -267,7 +278,7 @@ class PgBouncer(ManagedProcess):
     def write_config(self) -> None:
         (self.directory / "userlist.txt").write_text('"postgres" ""\n')
         settings = {
-            "listen_addr": "127.0.0.1",
+            "listen_addr": self.host,
             "listen_port": str(self.port),
             "unix_socket_dir": "",
             "auth_type": "trust",
@@ -277,7 +288,8 @@ class PgBouncer(ManagedProcess):
             "logfile": str(self.log),
             **PGBOUNCER_SETTINGS,
         }
-        lines = ["[databases]", f"* = host=127.0.0.1 port={self.server_port}", "", "[pgbouncer]"]
+        lines = ["[databases]", *(f"{name} = {dsn}" for name, dsn in self.databases.items())]
+        lines += ["", "[pgbouncer]"]
         lines += [f"{key} = {value}" for key, value in settings.items()]
         self.ini.write_text("\n".join(lines) + "\n")
         if os.geteuid() == 0:
@@ -302,7 +314,7 @@ class PgBouncer(ManagedProcess):
             pytest.fail(f"pgbouncer exited with {self.process.returncode}:\n{self.logs()}")
         try:
             with psycopg.connect(
-                host="127.0.0.1", port=self.port, user="postgres", dbname="pgbouncer",
+                host=self.host, port=self.port, user="postgres", dbname="pgbouncer",
                 autocommit=True, connect_timeout=2, cursor_factory=psycopg.ClientCursor,
             ) as conn:  # fmt: skip
                 conn.execute("SHOW VERSION")
