@@ -17,6 +17,7 @@ import pytest
 from tests.faults.cluster import Service
 from tests.processes import wait_until
 from tests.replicas.conftest import DATABASE, TOKEN, call
+from tests.test_cache_outage import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.once]
 
@@ -105,6 +106,29 @@ def test_writers_read_their_writes_while_replay_is_paused(cluster, service):
         for _ in range(3)  # both workers, hits and misses
     )
     assert stale_after == 0  # no representation from the paused replica was cached
+
+
+def test_the_edge_never_keeps_what_a_replica_behind_a_write_served(
+    cluster, private_redis, tmp_path
+):
+    """With surrogate keys on, a read from a replica that has not replayed the last write
+    (detail miss or list) is sent with s-maxage=0 and no keys: an edge would keep it past the
+    write's purge. The writer's own reads (the primary) carry their keys."""
+    refused = f"http://127.0.0.1:{free_port()}"  # the write's purge fails: it still answers
+    with replica_service(
+        cluster, private_redis, tmp_path, REPLICA_MAX_LAG="3600", EDGE_PURGE_URLS=refused
+    ) as service:
+        [pk, *_] = products(service)
+        cluster.pause()
+        position = rename(service, pk, "behind the replica")
+        for url in (f"/api/products/{pk}/", "/api/products/?page_size=100"):
+            status, headers, _ = call(f"{service.url}{url}")
+            assert status == 200 and "xkey" not in headers, (url, headers)
+            assert "s-maxage=0" in headers["Cache-Control"], (url, headers)
+        status, headers, _ = call(
+            f"{service.url}/api/products/?page_size=100", headers={"X-Read-After": position}
+        )
+        assert status == 200 and "shop.product:list" in headers["xkey"].split(), headers
 
 
 def test_a_bad_read_position_is_a_400(service):

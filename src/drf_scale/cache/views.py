@@ -405,12 +405,14 @@ class CachedListMixin(CachedViewMixin):
         if validate is not None:
             validate(keys, self.request, self)
         version = cache.version()
-        if cache.edge_keys and version is not None:
+        # A replica behind a write the version counts would pair that version with old rows:
+        # such a page has no ETag, and the edge does not keep it.
+        current = version is not None and reads_current()
+        if cache.edge_keys and current:
             self.edge_keys = (list_key(cache.model), model_key(cache.model))
         etag = None
-        # A replica behind a write the version counts would pair that version with old rows.
-        if version is not None and self.compact_json() and reads_current():
-            etag = weak_etag(version, self.request.get_full_path(), cache.field)
+        if current and self.compact_json():
+            etag = weak_etag(str(version), self.request.get_full_path(), cache.field)
             response = self.not_modified(etag, "hit")
             if response is not None:
                 raise EarlyResponse(response)
