@@ -62,7 +62,7 @@ ZIPF_PATHS_PER_S = 5000  # more paths than the run makes requests: wrk does not 
 FLOOR_EXPECTED = 0.8
 EXTENSIONS = ("paths", "lua", "hits")  # the files of a row in the work directory
 _APP_MS = re.compile(r"app;dur=([\d.]+)")
-_ALL_IDS = """
+ALL_IDS = """
 import json
 from shop.models import Product
 print(json.dumps(list(Product.objects.order_by("id").values_list("id", flat=True))))
@@ -389,7 +389,7 @@ def run(args: argparse.Namespace, command: str, work: Path) -> int:
     dataset = inspect(env) if args.products is None else prepare_dataset(env, args.products)
     if not dataset.products:
         raise RuntimeError(f"no products in {database_url}: pass --products or run python -m bench")
-    out = manage(env, "shell", "-v", "0", "-c", _ALL_IDS)
+    out = manage(env, "shell", "-v", "0", "-c", ALL_IDS)
     all_ids: list[int] = json.loads(out.strip().splitlines()[-1])
     zipf_count = ZIPF_PATHS_PER_S * args.duration
     runner = Runner(wrk, work, args.connections, args.warmup, args.duration)
