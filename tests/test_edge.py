@@ -408,6 +408,21 @@ def test_varnish_serves_from_the_edge_until_a_write_purges_exactly_what_it_chang
         assert "Purged" in names
 
 
+@pytest.mark.urls(__name__)
+@committed
+def test_varnish_does_not_keep_a_response_whose_fetch_began_before_a_purge(catalog, varnish):
+    """The purge reaches Varnish while the fetch is under way: the old answer arrives after
+    it, and only the edge's VCL (a fetch begun before the last purge is not kept) stops it."""
+    product = Product.objects.order_by("pk")[0]
+    with edge("xkey", "drf_scale.edge.VarnishPurger", urls=[varnish.url]):
+        edge_client = httpx.Client(base_url=varnish.url)
+        raced = edge_client.get(f"/late/{product.pk}/", headers={"X-Write-After-Render": "1"})
+        assert raced.json()["brand"]["name"] != "After the render"  # rendered before
+        assert "xkey" in raced.headers  # the origin had no way to know: keys, s-maxage=60
+        fresh = edge_client.get(f"/late/{product.pk}/")
+    assert (fresh.headers["X-Edge"], fresh.json()["brand"]["name"]) == ("miss", "After the render")
+
+
 @committed
 def test_varnish_soft_purge_marks_objects_stale(catalog, varnish):
     product = catalog["products"][0]
@@ -470,8 +485,23 @@ class WriteDuringRender(ProductViewSet):
         return found
 
 
+class WriteAfterRender(ProductViewSet):
+    """Renames the product's brand, committed and purged, after its detail was rendered and
+    stored, before the edge receives it: with ``X-Write-After-Render``."""
+
+    cache_hits_before_drf = False
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.headers.get("X-Write-After-Render"):
+            brand = Product.objects.values_list("brand", flat=True).get(pk=self.kwargs["pk"])
+            Brand.objects.filter(pk=brand).update(name="After the render")
+        return response
+
+
 racing = SimpleRouter()
 racing.register("racing", WriteDuringRender, basename="racing")
+racing.register("late", WriteAfterRender, basename="late")
 urlpatterns = [path("", include(racing.urls))]
 
 

@@ -100,6 +100,17 @@ CACHES = {
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# A worker that dies holding a message (a refresh waiting for its countdown, a purge retry)
+# never acknowledged it: on Redis the broker hands it to another worker after this many
+# seconds (longer than any countdown, or a live worker's message is handed on too).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    # Look for such messages every 5 s (kombu's default: every 100 s).
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -188,12 +188,18 @@ _LIBPQ_OPTIONS = (
 
 
 def _connect(alias: str) -> Any:
-    """A connection for samples: bounded to connect, to answer, and on a silent peer."""
+    """A connection for samples: bounded to connect, to answer, and on a silent peer.
+
+    Through PgBouncer (mode "pgbouncer") the statement timeout is left to PgBouncer's own
+    ``query_timeout``: it refuses the ``options`` startup parameter, and a ``SET`` would
+    stay on a server connection other clients share."""
     import psycopg
 
     db = settings.DATABASES[alias]
     options = db.get("OPTIONS", {})
     kept = {key: value for key, value in options.items() if key in _LIBPQ_OPTIONS}
+    if db.get("DRF_SCALE_MODE") != "pgbouncer":
+        kept["options"] = "-c statement_timeout=1000"
     return psycopg.connect(
         dbname=db.get("NAME") or "postgres",
         user=db.get("USER") or None,
@@ -201,7 +207,6 @@ def _connect(alias: str) -> Any:
         host=db.get("HOST") or None,
         port=db.get("PORT") or None,
         connect_timeout=options.get("connect_timeout", 2),
-        options="-c statement_timeout=1000",
         keepalives=1,
         keepalives_idle=1,
         keepalives_interval=1,

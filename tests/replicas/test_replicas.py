@@ -8,13 +8,18 @@ the replica serves shows the data from before the pause, one the primary serves 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
-from tests.faults.cluster import Service
+from drf_scale.db import replica_config
+from drf_scale.routers import Monitor
+from tests.faults.cluster import PgBouncer, Service, private_dir
 from tests.processes import wait_until
 from tests.replicas.conftest import DATABASE, TOKEN, call
 from tests.test_cache_outage import free_port
@@ -129,6 +134,24 @@ def test_the_edge_never_keeps_what_a_replica_behind_a_write_served(
             f"{service.url}/api/products/?page_size=100", headers={"X-Read-After": position}
         )
         assert status == 200 and "shop.product:list" in headers["xkey"].split(), headers
+
+
+@pytest.mark.django_db
+def test_a_replica_behind_pgbouncer_is_sampled(cluster):
+    """PgBouncer refuses the ``options`` startup parameter: a replica in pgbouncer mode is
+    sampled without it (it was skipped on every read)."""
+    cluster.ready()
+    directory = private_dir("replica-pgbouncer")
+    bouncer = PgBouncer(directory, cluster.replica.port)
+    bouncer.start()
+    try:
+        replicas = {"behind_pgbouncer": replica_config(bouncer.url(DATABASE), "pgbouncer")}
+        with override_settings(DATABASES={**settings.DATABASES, **replicas}):
+            sample = Monitor().sample("behind_pgbouncer")
+        assert sample.replayed is not None, bouncer.logs()
+    finally:
+        bouncer.terminate()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_a_bad_read_position_is_a_400(service):

@@ -1,10 +1,14 @@
 vcl 4.1;
+import std;
+import var;
 import xkey;
 backend origin { .host = "%(host)s"; .port = "%(port)s"; }
 acl purgers { "127.0.0.1"; %(purgers)s}
 sub vcl_recv {
   if (req.method == "PURGE") {
     if (client.ip !~ purgers) { return (synth(403, "Forbidden")); }
+    # A fetch already under way may carry what this purge removes: see vcl_backend_response.
+    var.global_set("purged", "" + std.time2real(now, 0.0));
     if (req.http.xkey-purge) {
       set req.http.n-gone = xkey.purge(req.http.xkey-purge);
     } elsif (req.http.xkey-softpurge) {
@@ -13,6 +17,14 @@ sub vcl_recv {
       return (synth(400, "No keys"));
     }
     return (synth(200, "Purged " + req.http.n-gone));
+  }
+}
+sub vcl_backend_response {
+  # Began before the last purge: it may have read what that purge's write changed (its
+  # response can arrive after the purge). Served, not kept; requests waiting on it fetch anew.
+  if (std.time2real(bereq.time, 0.0) <= std.real(var.global_get("purged"), 0.0)) {
+    set beresp.uncacheable = true;
+    set beresp.ttl = 0s;
   }
 }
 sub vcl_deliver {
