@@ -20,13 +20,19 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
 from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import include, path
+from rest_framework import viewsets
 from rest_framework.routers import SimpleRouter
 
+from drf_scale.cache import CachedRetrieveMixin
+from drf_scale.cache.invalidation import registry
 from drf_scale.cache.store import get_store
 from drf_scale.cache.views import RepresentationCache
+from drf_scale.checks import check_representation_cache
 from drf_scale.conf import scale_settings
 from drf_scale.edge import (
     CloudflarePurger,
@@ -44,6 +50,9 @@ from tests.factories import make_catalog, make_user
 from tests.processes import ManagedProcess, wait_until
 from tests.test_aggregates import BROKER_URL, Process, configure_celery, process_env  # noqa: F401
 from tests.test_cache_outage import free_port
+from tests.testapp.models import Device, DeviceBySeries, Remark
+from tests.zoo.data import make_zoo
+from tests.zoo.serializers import RemarkSerializer
 
 committed = pytest.mark.django_db(transaction=True)
 VARNISHD = shutil.which("varnishd") or "/usr/sbin/varnishd"
@@ -194,6 +203,21 @@ def test_renaming_a_brand_purges_its_key_and_the_product_lists(client, catalog, 
 
 
 @committed
+def test_a_delete_in_a_transaction_purges_the_deleted_rows_key(client, catalog, stand_in):
+    tag = Tag.objects.filter(products__isnull=False).first()
+    assert tag is not None
+    pk = tag.pk
+    with fastly(stand_in), transaction.atomic():
+        tag.delete()  # Django clears tag.pk before the commit runs the purge
+    keys = stand_in.keys("surrogate_keys")
+    assert f"shop.tag:{pk}" in keys and "shop.tag:None" not in keys
+
+
+def test_a_proxy_names_the_rows_of_its_concrete_model():
+    assert object_key(DeviceBySeries, 5) == object_key(Device, 5) == "testapp.device:5"
+
+
+@committed
 def test_a_review_moving_purges_both_products_it_touched(client, catalog, stand_in):
     review = Review.objects.select_related("product").first()
     assert review is not None
@@ -278,6 +302,28 @@ def test_a_write_through_the_api_answers_while_the_edge_is_unreachable(client, c
         )
     assert response.status_code == 200
     assert Product.objects.get(pk=product.pk).name == "Written"
+
+
+@pytest.mark.urls(__name__)
+@committed
+def test_a_representation_embedding_a_generic_foreign_key_is_never_cached(client):
+    """A write to the row a generic foreign key points to (any model) cannot be traced back
+    to the remarks showing it: the view serves from the database, and says so (W041)."""
+    make_zoo(3)
+    device_type = ContentType.objects.get_for_model(Device)
+    remark = Remark.objects.filter(content_type=device_type).first()
+    assert remark is not None
+    assert "'content_object'" in registry.untracked[RemarkSerializer]
+    with edge():
+        seen = [client.get(f"/remarks/{remark.pk}/") for _ in range(2)]
+        Device.objects.filter(pk=remark.object_id).update(name="renamed")
+        after = client.get(f"/remarks/{remark.pk}/")
+    assert [r["X-Cache"] for r in seen] == ["bypass", "bypass"]
+    assert "xkey" not in after and "Surrogate-Key" not in after
+    assert "s-maxage=0" in after["Cache-Control"]
+    assert after.json()["target"].endswith(":renamed")
+    warned = [m for m in check_representation_cache() if m.id == "drf_scale.W041"]
+    assert [m.obj for m in warned] == [RemarkViewSet]
 
 
 # A purge the edge refused goes to the task queue: a real Celery worker retries it.
@@ -499,9 +545,18 @@ class WriteAfterRender(ProductViewSet):
         return response
 
 
+class RemarkViewSet(CachedRetrieveMixin, viewsets.ReadOnlyModelViewSet):
+    """A public cached detail embedding a generic foreign key's target (NetBox's shape)."""
+
+    queryset = Remark.objects.all()
+    serializer_class = RemarkSerializer
+    cache_scope = "public"
+
+
 racing = SimpleRouter()
 racing.register("racing", WriteDuringRender, basename="racing")
 racing.register("late", WriteAfterRender, basename="late")
+racing.register("remarks", RemarkViewSet, basename="remark")
 urlpatterns = [path("", include(racing.urls))]
 
 

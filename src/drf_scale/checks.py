@@ -494,7 +494,9 @@ def _method_fields(serializer: Any, where: str) -> Iterator[str]:
 @register("drf_scale")
 @_reads_settings
 def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """W040: a public cached view renders method fields; E040: memory store, many workers."""
+    """W040: a public cached view renders method fields; E040: memory store, many workers;
+    W041: a cached view whose embedded rows cannot all be traced back is not cached."""
+    from drf_scale.cache.invalidation import registry
     from drf_scale.cache.views import CachedViewMixin
 
     messages: list[CheckMessage] = []
@@ -509,7 +511,24 @@ def check_representation_cache(app_configs: Any = None, **kwargs: Any) -> list[C
             )
         )
     for view_class in _routed_view_classes():
-        if not issubclass(view_class, CachedViewMixin) or view_class.cache_scope != "public":
+        if not issubclass(view_class, CachedViewMixin) or view_class.cache_scope is None:
+            continue
+        for action in sorted(view_class.caches):
+            serializer_class = view_class.cached_serializer_class(action)
+            if serializer_class is not None and serializer_class in registry.untracked:
+                messages.append(
+                    Warning(
+                        f"{view_class.__name__}'s {action} representations are not cached: "
+                        f"{serializer_class.__name__} embeds "
+                        f"{registry.untracked[serializer_class]}; a write to the row it "
+                        "points to could not be traced back to invalidate them.",
+                        hint="Serialize the generic foreign key's target as its type and id "
+                        "only, or leave the view uncached; silence drf_scale.W041 to accept.",
+                        obj=view_class,
+                        id="drf_scale.W041",
+                    )
+                )
+        if view_class.cache_scope != "public":
             continue
         for action in ("list", "retrieve"):
             serializer_class = view_class.cached_serializer_class(action)

@@ -34,6 +34,7 @@ from django.utils.cache import patch_cache_control
 from django.utils.module_loading import import_string
 
 from drf_scale.conf import scale_settings
+from drf_scale.model_meta import concrete_model
 from drf_scale.oncommit import after_commit
 
 __all__ = [
@@ -60,7 +61,8 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def _label(model: type[models.Model] | str) -> str:
-    return model if isinstance(model, str) else model._meta.label_lower
+    """A model's label; a proxy's is its concrete model's (its rows are the same rows)."""
+    return model if isinstance(model, str) else concrete_model(model)._meta.label_lower
 
 
 def object_key(model: type[models.Model] | str, pk: Any) -> str:

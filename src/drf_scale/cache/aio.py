@@ -63,8 +63,9 @@ class AsyncCachedReads:
         registry.register(serializer_class, depends_on)
 
     def _cache(self) -> RepresentationCache | None:
-        """The public representations; None while CACHE_ENABLED is off."""
-        if not scale_settings.CACHE_ENABLED:
+        """The public representations; None while CACHE_ENABLED is off, or for a serializer
+        whose embedded rows are not all traced back (a generic foreign key)."""
+        if not scale_settings.CACHE_ENABLED or not registry.tracks(self.serializer_class):
             return None
         return RepresentationCache(self.serializer_class, "public")
 

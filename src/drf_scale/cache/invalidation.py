@@ -97,6 +97,9 @@ class Registry:
     def __init__(self) -> None:
         self.by_model: dict[type[models.Model], set[Dependency]] = defaultdict(set)
         self.roots: set[type[models.Model]] = set()
+        # Serializers embedding rows whose writes cannot be traced back (a generic foreign
+        # key's target: any model), and why: their representations are never cached.
+        self.untracked: dict[Any, str] = {}
         self.lock = threading.Lock()
 
     def register(self, serializer_class: Any, extra_paths: Iterable[str] = ()) -> None:
@@ -106,15 +109,23 @@ class Registry:
         paths = {"", *_plan_paths(plan_for(serializer_class)), *extra_paths}
         with self.lock:
             self.roots.add(root)
-            for path in paths:
+            for path in sorted(paths):
                 names = path.split("__") if path else []
-                steps = walk(root, path)
+                try:
+                    steps = walk(root, path)
+                except ValueError as error:  # a generic foreign key on the way
+                    self.untracked.setdefault(serializer_class, f"{path!r}: {error}")
+                    continue
                 for depth, step_model in enumerate([root, *(s.related_model for s in steps)]):
                     model = concrete_model(step_model)
                     self.by_model[model].add(Dependency(root, "__".join(names[:depth])))
                     # Per model: a delete receiver for every model would end fast deletes.
                     pre_delete.connect(_pre_delete, sender=model, dispatch_uid=_UID)
                     post_delete.connect(_post_delete, sender=model, dispatch_uid=_UID)
+
+    def tracks(self, serializer_class: Any) -> bool:
+        """Whether every row ``serializer_class``'s representations embed is traced back."""
+        return serializer_class not in self.untracked
 
     def dependencies(self, model: type[models.Model]) -> set[Dependency]:
         return self.by_model.get(concrete_model(model), set())
@@ -210,7 +221,8 @@ def surrogate_keys(
         hop = dependency.last_hop
         assert hop is not None  # embedded paths are not the root's own
         label = concrete_model(hop.related_model)._meta.label_lower
-        for pk, embedded in rows.values_list("pk", f"{dependency.path}__pk").distinct():
+        pairs = rows.values_list("pk", f"{dependency.path}__pk").order_by().distinct()
+        for pk, embedded in pairs:
             if embedded is not None and pk in keys:
                 keys[pk].append(object_key(label, embedded))
     return {pk: (*dict.fromkeys(found), model_key(root)) for pk, found in keys.items()}
@@ -280,7 +292,8 @@ def _post_delete(sender: type[models.Model], instance: models.Model, **kwargs: A
     before = instance.__dict__.pop(_BEFORE, None)
     if before:
         _after_commit(lambda: before, sender)
-        purge_after_commit(lambda: _root_keys(before) | {object_key(sender, instance.pk)}, sender)
+        gone = object_key(sender, instance.pk)  # now: Django clears the pk after the delete
+        purge_after_commit(lambda: _root_keys(before) | {gone}, sender)
 
 
 def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any) -> None:

@@ -255,10 +255,12 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
         """The cache of this action, if it is one of ``cached_actions`` and may be cached."""
         if self.action not in self.caches:
             return None
-        scope = self.scope()
+        scope, serializer_class = self.scope(), self.get_serializer_class()
         if scope is None or not scale_settings.CACHE_ENABLED:
             return None
-        return RepresentationCache(self.get_serializer_class(), scope)
+        if not registry.tracks(serializer_class):  # drf_scale.W041
+            return None
+        return RepresentationCache(serializer_class, scope)
 
     def body_data(self, body: bytes) -> Any:
         """What a Response carries for stored JSON: the bytes as they are, when they fit."""
@@ -347,7 +349,7 @@ class CachedRetrieveMixin(CachedViewMixin):
             return None
         self.kwargs = kwargs
         pk, serializer_class = self.cached_pk(), self.cached_serializer_class("retrieve")
-        if pk is None or serializer_class is None:
+        if pk is None or serializer_class is None or not registry.tracks(serializer_class):
             return None
         [entry] = RepresentationCache(serializer_class, "public").peek([pk])
         if entry is None:
