@@ -18,7 +18,6 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from drf_scale.cache.redis_store import RedisStore
-from drf_scale.cache.redis_urls import parse_cluster_url
 from drf_scale.cache.store import (
     Entry,
     Lease,
@@ -31,6 +30,7 @@ from drf_scale.cache.store import (
 )
 from drf_scale.cache.views import RepresentationCache
 from drf_scale.checks import check_settings
+from drf_scale.redis_urls import parse_cluster_url
 from shop.api_serializers import ProductDetailSerializer
 from shop.models import Product
 from tests.factories import make_catalog
@@ -177,6 +177,31 @@ def test_a_lost_invalidation_renews_every_models_epoch(cluster, store):
     wait_until(lambda: not store.renew_epoch, "the renewal")
     for label in ("shop.product", "shop.brand"):
         assert store.read(label, [1], FIELD, lease_ms=0) == [Lease("")], label
+
+
+def test_a_cluster_that_does_not_answer_is_unavailable_and_a_lost_invalidation_heals(
+    cluster, store
+):
+    """Every node hung: each operation answers Unavailable (no cluster error reaches the
+    caller) and the breaker opens; an invalidation lost meanwhile renews every model's epoch
+    once the nodes answer again."""
+    (lease,) = store.read("shop.tag", [1], FIELD, lease_ms=1000)
+    store.write("shop.tag", FIELD, [(1, lease, Entry("etag", b"{}"))])
+    for node in cluster.nodes:
+        node.hang()
+    try:
+        for _ in range(FAILURES):
+            with pytest.raises(Unavailable):
+                store.read("shop.tag", [1], FIELD, lease_ms=0)
+        with pytest.raises(Unavailable):
+            store.invalidate({"shop.tag": {1}})
+        assert store.renew_epoch
+    finally:
+        for node in cluster.nodes:
+            node.resume()
+    wait_until(lambda: not store.renew_epoch, "the epoch renewal after the nodes answer")
+    wait_until(store.breaker.allows, "the breaker's cooldown")
+    assert store.read("shop.tag", [1], FIELD, lease_ms=0) == [Lease("")]  # orphaned
 
 
 @pytest.mark.django_db(transaction=True)  # invalidations run on commit

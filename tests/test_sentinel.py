@@ -25,10 +25,10 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from drf_scale.cache.redis_store import RedisStore
-from drf_scale.cache.redis_urls import parse_sentinel_url
 from drf_scale.cache.store import Entry, Lease, Unavailable, epoch_key, get_store, object_key
 from drf_scale.cache.views import RepresentationCache
 from drf_scale.checks import check_settings
+from drf_scale.redis_urls import parse_sentinel_url
 from shop.api_serializers import ProductDetailSerializer
 from tests.processes import ManagedProcess, wait_until
 from tests.test_cache_outage import (

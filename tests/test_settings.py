@@ -78,6 +78,7 @@ OTHER_VALUES: dict[str, Any] = {
     "EDGE_PURGER_OPTIONS": {"urls": ["http://127.0.0.1:6081"]},
     "EDGE_PURGE_TIMEOUT": 0.5,
     "EDGE_PURGE_RETRIES": 3,
+    "EDGE_PURGE_COOLDOWN": 1.5,
     "EDGE_PURGE_QUEUE_SIZE": 100,
     "DATABASE_RETRY_AFTER": 4,
     "REQUIRE_IF_MATCH": True,

@@ -158,7 +158,9 @@ if os.environ.get("EDGE_PURGE_URLS"):
     DRF_SCALE |= {
         "EDGE_KEY_HEADER": "xkey",
         "EDGE_PURGER": "drf_scale.edge.VarnishPurger",
-        "EDGE_PURGER_OPTIONS": {"urls": os.environ["EDGE_PURGE_URLS"].split(",")},
+        "EDGE_PURGER_OPTIONS": {
+            "urls": [url.strip() for url in os.environ["EDGE_PURGE_URLS"].split(",")]
+        },
     }
 
 # The shipping provider of the async quote view; `python -m upstream` serves a stand-in.

@@ -630,11 +630,22 @@ def _declares_aggregates(module: str) -> bool:
 @register("drf_scale")
 @_reads_settings
 def check_edge(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E030: an EDGE_PURGER that cannot be built; W027: purges of keys no response names."""
+    """E030: an EDGE_PURGER that cannot be built; W027: purges of keys no response names;
+    W028: keys named that nothing purges."""
     from drf_scale.edge import get_purger
 
     if scale_settings.EDGE_PURGER is None:
-        return []
+        if scale_settings.EDGE_KEY_HEADER is None:
+            return []
+        return [
+            Warning(
+                "DRF_SCALE['EDGE_KEY_HEADER'] is set but EDGE_PURGER is None: responses name "
+                "surrogate keys that no write purges, so the edge serves what a write changed "
+                "until its s-maxage ends.",
+                hint="Set EDGE_PURGER, or purge from your own code (drf_scale.edge.purge).",
+                id="drf_scale.W028",
+            )
+        ]
     try:
         get_purger()
     except Exception as error:

@@ -24,6 +24,12 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from drf_scale.db import SERVERS
+from drf_scale.redis_urls import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 __all__ = ["scale_settings"]
 
@@ -113,6 +119,9 @@ DEFAULTS: dict[str, Any] = {
     # Edge: seconds each purge request may take, and the retries of one, after a commit.
     "EDGE_PURGE_TIMEOUT": 1.0,
     "EDGE_PURGE_RETRIES": 1,
+    # Edge: seconds after a failed purge during which writes do not ask the edge (their keys
+    # go to the task queue at once).
+    "EDGE_PURGE_COOLDOWN": 5.0,
     # Edge: keys a process keeps for its next purge when the task queue cannot take them.
     "EDGE_PURGE_QUEUE_SIZE": 10000,
     # DatabaseUnavailableMiddleware: the Retry-After seconds of its 503s.
@@ -193,14 +202,6 @@ def _redis_url(value: Any) -> bool:
     """None, or a URL of one of REDIS_URL_SCHEMES (Sentinel and Cluster ones must parse)."""
     if not (isinstance(value, str) and value.startswith(REDIS_URL_SCHEMES)):
         return value is None
-    # Imported here: drf_scale.cache imports this module.
-    from drf_scale.cache.redis_urls import (
-        CLUSTER_SCHEME,
-        SENTINEL_SCHEME,
-        parse_cluster_url,
-        parse_sentinel_url,
-    )
-
     parsers = {SENTINEL_SCHEME: parse_sentinel_url, CLUSTER_SCHEME: parse_cluster_url}
     parse = next((p for scheme, p in parsers.items() if value.startswith(scheme)), None)
     try:
@@ -276,6 +277,7 @@ SPECS: dict[str, Spec] = {
     ),
     "EDGE_PURGE_TIMEOUT": _seconds(0.001),
     "EDGE_PURGE_RETRIES": _integer(0),
+    "EDGE_PURGE_COOLDOWN": _seconds(),
     "EDGE_PURGE_QUEUE_SIZE": _integer(0),
     "DATABASE_RETRY_AFTER": _integer(0),
     "REQUIRE_IF_MATCH": _flag(),

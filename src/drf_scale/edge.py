@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import http.client
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import models, router
@@ -33,6 +34,7 @@ from django.http import HttpResponseBase
 from django.utils.cache import patch_cache_control
 from django.utils.module_loading import import_string
 
+from drf_scale.breaker import Breaker
 from drf_scale.conf import scale_settings
 from drf_scale.model_meta import concrete_model
 from drf_scale.oncommit import after_commit
@@ -151,7 +153,7 @@ class Purger:
         except urllib.error.HTTPError as error:
             retry = error.code == 429 or error.code >= 500
             raise PurgeFailed(f"{method} {url}: HTTP {error.code}", retry=retry) from error
-        except (OSError, urllib.error.URLError) as error:  # refused, reset, timed out
+        except (OSError, http.client.HTTPException) as error:  # refused, reset, cut short
             raise PurgeFailed(f"{method} {url}: {error}") from error
 
 
@@ -270,34 +272,68 @@ def pending_purges() -> dict[str, int]:
 
 def purge(keys: Iterable[str]) -> None:
     """Purge ``keys`` now (and what earlier failures left): on failure, hand them to the task
-    queue, else keep them for the next purge. Never raises."""
+    queue, else keep them for the next purge. Never raises. After a failure the edge is not
+    asked again for ``EDGE_PURGE_COOLDOWN`` seconds: the keys go to the queue at once."""
     purger = get_purger()
     if purger is None:
         return
     keys = [*_pending.take(), *keys]
     if not keys:
         return
+    breaker = _edge_breaker()
+    if not breaker.allows():
+        _retry_later(keys)
+        return
     try:
         purger.purge(keys)
-    except PurgeFailed as failure:
+    except Exception as failure:  # PurgeFailed, or whatever else the edge's answer raised
+        breaker.failed()
         logger.warning("drf-scale: an edge purge failed (%s); it is retried later", failure)
         _retry_later(keys)
+    else:
+        breaker.succeeded()
 
 
 def _retry_later(keys: list[str]) -> None:
-    try:
-        from drf_scale.edge_tasks import purge_keys, queues_tasks  # the celery extra
+    """Queue the purge as a task, waiting at most ``EDGE_PURGE_TIMEOUT`` for the broker (one
+    that hangs would hold the write); else this process keeps the keys."""
+    sent = threading.Event()
 
-        if not queues_tasks():
-            raise LookupError("tasks run inline")
-        purge_keys.apply_async((sorted(set(keys)),), countdown=1, retry=False)
-    except Exception:  # no Celery, no broker, or its broker is down: this process keeps them
-        logger.warning("drf-scale: the edge purge could not be queued; kept in this process")
+    def send() -> None:
+        try:
+            from drf_scale.edge_tasks import purge_keys, queues_tasks  # the celery extra
+
+            if queues_tasks():
+                purge_keys.apply_async((sorted(set(keys)),), countdown=1, retry=False)
+                sent.set()
+        except Exception:  # no Celery, or its broker refused
+            logger.warning("drf-scale: the edge purge could not be queued", exc_info=True)
+
+    sender = threading.Thread(target=send, name="drf-scale edge purge queueing", daemon=True)
+    sender.start()
+    sender.join(scale_settings.EDGE_PURGE_TIMEOUT)
+    if not sent.is_set():  # kept here too: a late task purges them twice, which is harmless
         _pending.add(keys)
 
 
-def purge_after_commit(keys: Any, model: type[models.Model]) -> None:
-    """Purge the keys ``keys()`` names once the transaction writing ``model`` commits."""
-    if get_purger() is None:
+@scale_settings.derived
+@functools.cache
+def _edge_breaker() -> Breaker:
+    """Open after one failed purge, for EDGE_PURGE_COOLDOWN seconds."""
+    return Breaker(1, scale_settings.EDGE_PURGE_COOLDOWN)
+
+
+def purge_after_commit(
+    keys: Any, model: type[models.Model], fallback: Callable[[], Iterable[str]] = tuple
+) -> None:
+    """Purge the keys ``keys()`` names once the transaction writing ``model`` commits; should
+    naming them fail (the database gone), the broader ``fallback()`` keys. The purger is
+    built there, in the isolated hook: a bad EDGE_PURGER fails no write (check E030)."""
+    if scale_settings.EDGE_PURGER is None:
         return
-    after_commit(lambda: purge(keys()), name="edge purge", using=router.db_for_write(model))
+    after_commit(
+        lambda: purge(keys()),
+        name="edge purge",
+        using=router.db_for_write(model),
+        on_failure=lambda: purge(fallback()),
+    )

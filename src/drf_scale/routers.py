@@ -100,6 +100,8 @@ class Sample:
         return after is None or self.replayed >= after
 
 
+_SAMPLE_TIMEOUT_MS = 1000  # what a sample may take on the server
+
 # Lag: 0 when the replica replayed all it received (an idle primary sends nothing), else
 # the age of the last transaction it replayed.
 _SAMPLE_SQL = """
@@ -162,7 +164,7 @@ class Monitor:
             conn = self._connections.get(alias)
             if conn is None or conn.closed:
                 conn = self._connections[alias] = _connect(alias)
-            row = conn.execute(_SAMPLE_SQL).fetchone()
+            row = _sample(conn, alias)
         except psycopg.Error as exc:
             logger.warning("replica %s is skipped: %s", alias, exc)
             self._close(alias)
@@ -190,16 +192,15 @@ _LIBPQ_OPTIONS = (
 def _connect(alias: str) -> Any:
     """A connection for samples: bounded to connect, to answer, and on a silent peer.
 
-    Through PgBouncer (mode "pgbouncer") the statement timeout is left to PgBouncer's own
-    ``query_timeout``: it refuses the ``options`` startup parameter, and a ``SET`` would
-    stay on a server connection other clients share."""
+    Through PgBouncer (mode "pgbouncer") the statement timeout is set per sample
+    (``_sample``): PgBouncer refuses the ``options`` startup parameter."""
     import psycopg
 
     db = settings.DATABASES[alias]
     options = db.get("OPTIONS", {})
     kept = {key: value for key, value in options.items() if key in _LIBPQ_OPTIONS}
     if db.get("DRF_SCALE_MODE") != "pgbouncer":
-        kept["options"] = "-c statement_timeout=1000"
+        kept["options"] = f"-c statement_timeout={_SAMPLE_TIMEOUT_MS}"
     return psycopg.connect(
         dbname=db.get("NAME") or "postgres",
         user=db.get("USER") or None,
@@ -215,6 +216,16 @@ def _connect(alias: str) -> Any:
         autocommit=True,
         **kept,
     )
+
+
+def _sample(conn: Any, alias: str) -> Any:
+    """One sample's row. Through PgBouncer, in a transaction whose ``SET LOCAL`` bounds it
+    (a session's ``SET`` would stay on a server connection other clients share)."""
+    if settings.DATABASES[alias].get("DRF_SCALE_MODE") != "pgbouncer":
+        return conn.execute(_SAMPLE_SQL).fetchone()
+    with conn.transaction():
+        conn.execute(f"SET LOCAL statement_timeout = {_SAMPLE_TIMEOUT_MS}")
+        return conn.execute(_SAMPLE_SQL).fetchone()
 
 
 monitor = Monitor()

@@ -82,6 +82,16 @@ def commits(server: Any) -> int:
     return int(row[0]) if row else 0
 
 
+def sessions(server: Any) -> int:
+    """Other sessions on the contract's database."""
+    with server.connect(CONTRACT) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [CONTRACT],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 @pytest.fixture(scope="module")
 def contract(cluster, tmp_path_factory) -> Iterator[tuple[str, dict[str, list[Any]]]]:
     """The service on the contract's catalog, its reads on the replica; the catalog's ids."""
@@ -105,11 +115,14 @@ def contract(cluster, tmp_path_factory) -> Iterator[tuple[str, dict[str, list[An
         ) as service:  # fmt: skip
             served = {name: commits(getattr(cluster, name)) for name in ("primary", "replica")}
             yield service.url, catalog
-            replica = commits(cluster.replica) - served["replica"]
-            primary = commits(cluster.primary) - served["primary"]
-            # The primary: /floor/'s hand-written SQL, on django.db.connection (no router),
-            # and the WAL position a cached list or a cache miss on the replica reads there.
-            assert replica > 100 and replica > 5 * primary, (replica, primary)
+        # A backend reports its commits about once a second, and all of them as it exits.
+        for server in (cluster.primary, cluster.replica):
+            wait_until(lambda s=server: not sessions(s), "the service's sessions to end", 30)
+        replica = commits(cluster.replica) - served["replica"]
+        primary = commits(cluster.primary) - served["primary"]
+        # The primary: /floor/'s hand-written SQL, on django.db.connection (no router),
+        # and the WAL position a cached list or a cache miss on the replica reads there.
+        assert replica > 100 and replica > 5 * primary, (replica, primary)
     finally:
         redis.terminate()
 

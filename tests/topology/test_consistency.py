@@ -35,6 +35,7 @@ from tests.processes import wait_until
 from tests.topology.services import Topology
 
 WRITERS, READERS, PRODUCTS = 2, 4, 8
+LIST = f"/api/products/?page_size={PRODUCTS}"  # the first page: the written products
 # Each phase lasts until this much traffic went through it, after its recovery condition.
 PHASE_WRITES, PHASE_READS = 20, 60
 RESULTS = Path(__file__).parent / "results.md"
@@ -115,18 +116,22 @@ class Traffic:
         client = httpx.Client(timeout=30)
         while not self.stop.is_set():
             pk = random.choice(self.pks)
-            through = random.choice(("edge", "balancer", "balancer, no position"))
-            base = self.topology.edge_url if through == "edge" else self.topology.lb_url
-            with self.lock:  # the version and the position of the same acknowledged writes
-                known = self.acked[pk]
+            through = random.choice(("edge", "edge, list", "balancer", "balancer, no position"))
+            base = self.topology.edge_url if through.startswith("edge") else self.topology.lb_url
+            with self.lock:  # the versions and the position of the same acknowledged writes
+                known = dict(self.acked)
                 position = format_lsn(self.position) if self.position else None
             blind = through.endswith("no position") or position is None
             headers = {} if blind else {"X-Read-After": position}
-            read = self.call(client, "GET", f"{base}/api/products/{pk}/", headers=headers)
+            path = LIST if through.endswith("list") else f"/api/products/{pk}/"
+            read = self.call(client, "GET", f"{base}{path}", headers=headers)
             if read is None:
                 continue
             self.tally.add(f"reads through the {through}")
-            if version_of(read.json()["name"]) < known:
+            if read.headers.get("X-Edge") == "hit":
+                self.tally.add("edge hits")
+            rows = read.json()["results"] if through.endswith("list") else [read.json()]
+            if any(version_of(row["name"]) < known.get(row["id"], 0) for row in rows):
                 # Without a position a read may lag by up to REPLICA_MAX_LAG: reported only.
                 stale = "older reads" if through.endswith("no position") else "stale reads"
                 self.tally.add(f"{stale} through the {through}")
@@ -152,7 +157,7 @@ class Traffic:
 
 @pytest.fixture
 def traffic(topology: Topology) -> Iterator[Traffic]:
-    listed = httpx.get(f"{topology.lb_url}/api/products/?page_size={PRODUCTS}", timeout=30)
+    listed = httpx.get(f"{topology.lb_url}{LIST}", timeout=30)
     running = Traffic(topology, [row["id"] for row in listed.json()["results"]])
     running.start()
     yield running
@@ -240,14 +245,20 @@ def test_no_stale_read_and_no_5xx_through_every_fault(topology: Topology, traffi
     assert httpx.get(f"{topology.lb_url}/api/stats/categories/", timeout=30).status_code == 200
     mark()
     topology.kill_worker(1)
-    killed = time.time()
+    killed = time.monotonic()
     product = traffic.pks[0]
-    httpx.patch(
+    written = httpx.patch(
         f"{topology.lb_url}/api/products/{product}/", json={"stock": 3}, timeout=30,
         headers={"Authorization": f"Token {topology.token}"},
     )  # fmt: skip
-    refreshed = timed(lambda: aggregate_after(topology, killed), "the other worker's refresh")
-    settle("Celery worker work1 killed", f"{refreshed:.1f} s until work2 ran the refresh")
+    assert written.status_code == 200, written.text
+    after = time.time()  # a refresh of work1's, queued before, is held until it times out
+    wait_until(lambda: aggregate_after(topology, after), "work2's refresh after the write", 60)
+    refreshed = time.monotonic() - killed
+    settle(
+        "Celery worker work1 killed",
+        f"{refreshed:.1f} s until the aggregate showed a write made after the kill",
+    )
     topology.start_worker(1)
 
     mark()
@@ -267,8 +278,19 @@ def test_no_stale_read_and_no_5xx_through_every_fault(topology: Topology, traffi
 
     traffic.finish()
     write_results(rows)
+    assert sum(counts["edge hits"] for _, _, counts in rows) > 0  # the edge did keep things
+    lists = sum(counts["reads through the edge, list"] for _, _, counts in rows)
+    stale_lists = sum(counts["stale reads through the edge, list"] for _, _, counts in rows)
+    # Lists: every product write purges them, and two purges that Varnish runs at once may
+    # record their time out of order (the VCL's check-then-set), so a list fetched between
+    # them can be kept: at most 1 in 100 here (README, the edge).
+    assert stale_lists * 100 <= lists, (stale_lists, lists)
     for name, _, counts in rows:
-        bad = {k: v for k, v in counts.items() if "5xx" in k or "stale" in k or "errors" in k}
+        bad = {
+            k: v
+            for k, v in counts.items()
+            if ("5xx" in k or "stale" in k or "errors" in k) and not k.endswith("list")
+        }
         assert not bad, (name, dict(counts))
         # Only the host's own kill cuts a read made straight to it.
         assert name.startswith("app host") or not counts["direct reads cut by a kill"], name
@@ -277,8 +299,9 @@ def test_no_stale_read_and_no_5xx_through_every_fault(topology: Topology, traffi
 
 def write_results(rows: list[tuple[str, str, Counter[str]]]) -> None:
     columns = [
-        "writes", "reads through the edge", "reads through the balancer", "stale own reads",
-        "stale reads through the edge", "stale reads through the balancer",
+        "writes", "reads through the edge", "reads through the edge, list", "edge hits",
+        "reads through the balancer", "stale own reads", "stale reads through the edge",
+        "stale reads through the edge, list", "stale reads through the balancer",
         "reads through the balancer, no position",
         "older reads through the balancer, no position", "GET 5xx",
         "PATCH 5xx", "transport errors", "direct reads cut by a kill",

@@ -100,6 +100,7 @@ class Registry:
         # Serializers embedding rows whose writes cannot be traced back (a generic foreign
         # key's target: any model), and why: their representations are never cached.
         self.untracked: dict[Any, str] = {}
+        self.registered: set[Any] = set()  # the serializers whose dependencies are known
         self.lock = threading.Lock()
 
     def register(self, serializer_class: Any, extra_paths: Iterable[str] = ()) -> None:
@@ -109,6 +110,7 @@ class Registry:
         paths = {"", *_plan_paths(plan_for(serializer_class)), *extra_paths}
         with self.lock:
             self.roots.add(root)
+            self.registered.add(serializer_class)
             for path in sorted(paths):
                 names = path.split("__") if path else []
                 try:
@@ -124,8 +126,10 @@ class Registry:
                     post_delete.connect(_post_delete, sender=model, dispatch_uid=_UID)
 
     def tracks(self, serializer_class: Any) -> bool:
-        """Whether every row ``serializer_class``'s representations embed is traced back."""
-        return serializer_class not in self.untracked
+        """Whether every row ``serializer_class``'s representations embed is traced back: it
+        was registered (a view's ``get_serializer_class()`` may answer another class), and
+        nothing on its paths escapes (a generic foreign key)."""
+        return serializer_class in self.registered and serializer_class not in self.untracked
 
     def dependencies(self, model: type[models.Model]) -> set[Dependency]:
         return self.by_model.get(concrete_model(model), set())
@@ -196,7 +200,9 @@ def changed(model: type[models.Model], pks: Iterable[Any], before: Roots | None 
         return
     pks = [pk for pk in pks if pk is not None]
     _after_commit(lambda: _merge(roots_of(model, pks), before or {}), model)
-    purge_after_commit(lambda: _changed_keys(model, pks, before or {}), model)
+    purge_after_commit(
+        lambda: _changed_keys(model, pks, before or {}), model, lambda: _every_key_of(model)
+    )
 
 
 def _invalidate(roots: Roots, models_: Sequence[type[models.Model]] = ()) -> None:
@@ -243,6 +249,12 @@ def _changed_keys(model: type[models.Model], pks: Sequence[Any], before: Roots) 
     return keys | _root_keys(_merge(roots_of(model, pks, holders_only=True), before))
 
 
+def _every_key_of(model: type[models.Model]) -> set[str]:
+    """Every response of the models whose representations embed ``model`` (no query)."""
+    roots = {dependency.root for dependency in registry.dependencies(model)}
+    return {key(root) for root in roots for key in (model_key, list_key)}
+
+
 def invalidate(model_or_obj: type[models.Model] | models.Model, pks: Iterable[Any] = ()) -> None:
     """Invalidate an object (``invalidate(obj)``) or rows by pk (``invalidate(Model, pks)``)
     and everything that embeds them, after the current transaction commits."""
@@ -262,9 +274,7 @@ def invalidate_model(model: type[models.Model]) -> None:
         using=router.db_for_write(model),
         on_failure=_lost,
     )
-    purge_after_commit(
-        lambda: {key(root) for root in roots for key in (model_key, list_key)}, model
-    )
+    purge_after_commit(lambda: _every_key_of(model), model)
 
 
 # Signals: save, delete and M2M changes of any model a cached representation embeds.
@@ -325,7 +335,8 @@ def _m2m_changed(sender: Any, instance: models.Model, action: str, **kwargs: Any
     if hops:
         roots = functools.cache(lambda: _merge(*({d.root: d.roots(p)} for d, p in hops)))
         _after_commit(roots, type(instance))
-        purge_after_commit(lambda: _root_keys(roots()), type(instance))
+        owner = type(instance)
+        purge_after_commit(lambda: _root_keys(roots()), owner, lambda: _every_key_of(owner))
 
 
 def _head(path: str) -> str:

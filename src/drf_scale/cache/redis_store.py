@@ -31,15 +31,10 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from drf_scale.breaker import Breaker
-from drf_scale.cache.redis_urls import (
-    CLUSTER_SCHEME,
-    SENTINEL_SCHEME,
-    parse_cluster_url,
-    parse_sentinel_url,
-)
 from drf_scale.cache.store import (
     Entry,
     Items,
@@ -54,10 +49,18 @@ from drf_scale.cache.store import (
     ttl,
 )
 from drf_scale.conf import scale_settings
+from drf_scale.redis_urls import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 __all__ = ["RedisStore"]
 
 T = TypeVar("T")
+# What a Redis, a Sentinel or a cluster that fails raises (a cluster's own is no RedisError).
+ERRORS = (redis.RedisError, RedisClusterException)
 RENEWER_THREAD = "drf-scale epoch renewal"
 
 
@@ -198,7 +201,7 @@ def _client(url: str, flavour: ModuleType, **options: Any) -> Any:
             startup_nodes=[flavour.cluster.ClusterNode(*node) for node in cluster.nodes],
             username=cluster.username,
             password=cluster.password,
-            require_full_coverage=False,  # a model whose slot is failing over is the only miss
+            require_full_coverage=False,  # start while a slot is failing over
             **options,
         )
     if not url.startswith(SENTINEL_SCHEME):
@@ -228,13 +231,8 @@ class RedisStore:
     """The shared store: each operation is one round trip, guarded by the breaker."""
 
     def __init__(self, url: str) -> None:
-        self.client = _client(
-            url, redis, retry=Retry(NoBackoff(), 0), redis_connect_func=_on_connect
-        )
         self.cluster = url.startswith(CLUSTER_SCHEME)
-        self.read_script = self.script(_READ)
-        self.write_script = self.script(_WRITE)
-        self.version_script = self.script(_VERSION)
+        self.client: Any = None  # made at the first operation (a cluster client connects)
         self.labels: set[str] = set()  # the models this process used (cluster epochs)
         self.breaker = Breaker(
             scale_settings.CACHE_BREAKER_FAILURES, scale_settings.CACHE_BREAKER_COOLDOWN
@@ -253,15 +251,17 @@ class RedisStore:
         if not past_breaker and not self.breaker.allows():
             raise Unavailable("the circuit breaker is open")
         try:
+            if self.client is None:
+                self._connect()
             if self.renew_epoch:  # orphan what was stored before what may have been lost
                 self.renew_epoch = False  # first: a loss meanwhile sets it again
                 try:
                     self._renew()
-                except redis.RedisError:
+                except ERRORS:
                     self.renew_epoch = True
                     raise
             result = operation()
-        except redis.RedisError as error:
+        except ERRORS as error:
             self._failed()
             raise Unavailable(str(error)) from error
         self.breaker.succeeded()
@@ -273,11 +273,20 @@ class RedisStore:
             if not self.breaker.allows():  # it opened: invalidations may have been lost
                 self.renew_epoch = True
 
-    def script(self, source: str, client: Any = None) -> Any:
+    def _connect(self) -> None:
+        client = _client(
+            self.url, redis, retry=Retry(NoBackoff(), 0), redis_connect_func=_on_connect
+        )
+        self.read_script = self.script(_READ, client)
+        self.write_script = self.script(_WRITE, client)
+        self.version_script = self.script(_VERSION, client)
+        self.client = client
+
+    def script(self, source: str, client: Any) -> Any:
         """``source`` registered on ``client`` (this store's), after the node check on a
         cluster."""
         prelude = _NODE_CHANGED if self.cluster else ""
-        return (client or self.client).register_script(prelude + source)
+        return client.register_script(prelude + source)
 
     def keys(self, label: str, *more: str) -> list[str]:
         """The epoch and generation of ``label``'s entries, then ``more`` keys."""
@@ -316,7 +325,7 @@ class RedisStore:
         args = [field, secrets.token_hex(8), 0, ttl(), _new()]
         try:
             values = await self.async_scripts[loop](keys=keys, args=args)
-        except redis.RedisError as error:
+        except ERRORS as error:
             self._failed()
             raise Unavailable(str(error)) from error
         self.breaker.succeeded()
@@ -376,7 +385,7 @@ class RedisStore:
                     return
             try:
                 self._call(lambda: None, past_breaker=True)  # the renewal comes first
-            except Unavailable:
+            except Exception:  # Unavailable; anything else must not end the renewals either
                 time.sleep(scale_settings.CACHE_RENEW_INTERVAL)
 
     def version(self, label: str) -> str:
