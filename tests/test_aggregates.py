@@ -5,6 +5,7 @@ postgres start the processes of example/Procfile (a Celery worker, beat, the web
 server) on the PostgreSQL test database, with Redis as cache and as broker.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -14,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -422,13 +423,11 @@ def process_env(django_db_setup) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def worker_process(process_env, tmp_path_factory):
+@contextlib.contextmanager
+def procfile_worker(env: dict[str, str], log: Path) -> Iterator[Process]:
+    """The Procfile's worker with ``env``, started on an emptied queue, ready, then stopped."""
     worker = Process(
-        "worker",
-        process_env,
-        tmp_path_factory.mktemp("worker") / "worker.log",
-        "--pool solo --without-gossip --without-mingle --without-heartbeat",
+        "worker", env, log, "--pool solo --without-gossip --without-mingle --without-heartbeat"
     )
     try:
         worker.start("--purge")
@@ -436,6 +435,12 @@ def worker_process(process_env, tmp_path_factory):
         yield worker
     finally:
         worker.terminate()
+
+
+@pytest.fixture(scope="module")
+def worker_process(process_env, tmp_path_factory):
+    with procfile_worker(process_env, tmp_path_factory.mktemp("worker") / "worker.log") as w:
+        yield w
 
 
 @pytest.fixture

@@ -48,7 +48,13 @@ from shop.api_views import ProductViewSet
 from shop.models import Brand, Product, Review, Tag
 from tests.factories import make_catalog, make_user
 from tests.processes import ManagedProcess, wait_until
-from tests.test_aggregates import BROKER_URL, Process, configure_celery, process_env  # noqa: F401
+from tests.test_aggregates import (  # noqa: F401 - process_env: a fixture
+    BROKER_URL,
+    Process,
+    configure_celery,
+    process_env,
+    procfile_worker,
+)
 from tests.test_cache_outage import free_port
 from tests.testapp.models import Device, DeviceBySeries, Remark
 from tests.zoo.data import make_zoo
@@ -368,18 +374,9 @@ def edge_api() -> Iterator[StandIn]:
 def edge_worker(request, edge_api, tmp_path_factory) -> Iterator[Process]:
     """The Procfile's worker on the test database and broker, purging at ``edge_api``."""
     env = request.getfixturevalue("process_env")  # test_aggregates': Redis, or a skip
-    worker = Process(
-        "worker",
-        {**env, "EDGE_TEST_API": edge_api.url},
-        tmp_path_factory.mktemp("edge-worker") / "worker.log",
-        "--pool solo --without-gossip --without-mingle --without-heartbeat",
-    )
-    try:
-        worker.start("--purge")
-        worker.wait_for(" ready.")
+    log = tmp_path_factory.mktemp("edge-worker") / "worker.log"
+    with procfile_worker({**env, "EDGE_TEST_API": edge_api.url}, log) as worker:
         yield worker
-    finally:
-        worker.terminate()
 
 
 @pytest.mark.postgres

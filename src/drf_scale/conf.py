@@ -24,12 +24,7 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from drf_scale.db import SERVERS
-from drf_scale.redis_urls import (
-    CLUSTER_SCHEME,
-    SENTINEL_SCHEME,
-    parse_cluster_url,
-    parse_sentinel_url,
-)
+from drf_scale.redis_urls import parse_url
 
 __all__ = ["scale_settings"]
 
@@ -144,7 +139,8 @@ IMPORT_STRINGS: tuple[str, ...] = ("COUNT_STRATEGY", "PAGINATION_CLASS")
 
 QUERY_CHECK_MODES = ("off", "log", "raise")
 AGGREGATE_MISS_MODES = ("compute", "accept")
-EDGE_KEY_HEADERS = ("Surrogate-Key", "xkey", "Cache-Tag")
+# The header each edge reads surrogate keys from, and how it separates them.
+EDGE_KEY_HEADERS = {"Surrogate-Key": " ", "xkey": " ", "Cache-Tag": ","}
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
 
 # The system check ids of the settings problems (drf_scale.checks.check_settings).
@@ -202,12 +198,11 @@ def _redis_url(value: Any) -> bool:
     """None, or a URL of one of REDIS_URL_SCHEMES (Sentinel and Cluster ones must parse)."""
     if not (isinstance(value, str) and value.startswith(REDIS_URL_SCHEMES)):
         return value is None
-    parsers = {SENTINEL_SCHEME: parse_sentinel_url, CLUSTER_SCHEME: parse_cluster_url}
-    parse = next((p for scheme, p in parsers.items() if value.startswith(scheme)), None)
     try:
-        return parse is None or bool(parse(value))
+        parse_url(value)
     except ValueError:
         return False
+    return True
 
 
 def _modules(value: Any) -> bool:

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import models, router
@@ -35,7 +35,7 @@ from django.utils.cache import patch_cache_control
 from django.utils.module_loading import import_string
 
 from drf_scale.breaker import Breaker
-from drf_scale.conf import scale_settings
+from drf_scale.conf import EDGE_KEY_HEADERS, scale_settings
 from drf_scale.model_meta import concrete_model
 from drf_scale.oncommit import after_commit
 
@@ -57,8 +57,8 @@ __all__ = [
 
 logger = logging.getLogger("drf_scale.edge")
 
-# The header each edge reads its keys from, and how it separates them.
-KEY_HEADERS = {"Surrogate-Key": " ", "xkey": " ", "Cache-Tag": ","}
+# The header each edge reads its keys from, and how it separates them (what the setting takes).
+KEY_HEADERS: Mapping[str, str] = EDGE_KEY_HEADERS
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-]+")
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "SentinelURL",
     "parse_cluster_url",
     "parse_sentinel_url",
+    "parse_url",
 ]
 
 SENTINEL_SCHEME = "redis+sentinel://"
@@ -72,6 +73,15 @@ def parse_cluster_url(url: str) -> ClusterURL:
     if parts.path.strip("/") or parts.query:
         raise ValueError("a cluster URL names its nodes only (a cluster has db 0 only)")
     return ClusterURL(_hosts(parts.netloc, CLUSTER_PORT), *_credentials(url))
+
+
+def parse_url(url: str) -> SentinelURL | ClusterURL | None:
+    """A Sentinel or Cluster URL's parts; None for a plain Redis URL (redis-py reads it)."""
+    if url.startswith(SENTINEL_SCHEME):
+        return parse_sentinel_url(url)
+    if url.startswith(CLUSTER_SCHEME):
+        return parse_cluster_url(url)
+    return None
 
 
 def _split(url: str, scheme: str) -> SplitResult:

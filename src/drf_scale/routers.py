@@ -100,11 +100,12 @@ class Sample:
         return after is None or self.replayed >= after
 
 
-_SAMPLE_TIMEOUT_MS = 1000  # what a sample may take on the server
-
 # Lag: 0 when the replica replayed all it received (an idle primary sends nothing), else
-# the age of the last transaction it replayed.
+# the age of the last transaction it replayed. Two statements in one round trip are one
+# transaction, which the SET LOCAL bounds: a startup parameter would be refused by
+# PgBouncer, and a session's SET would stay on a server connection other clients share.
 _SAMPLE_SQL = """
+SET LOCAL statement_timeout = 1000;
 SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
   CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
        ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END
@@ -164,7 +165,9 @@ class Monitor:
             conn = self._connections.get(alias)
             if conn is None or conn.closed:
                 conn = self._connections[alias] = _connect(alias)
-            row = _sample(conn, alias)
+            cursor = conn.execute(_SAMPLE_SQL)
+            cursor.nextset()  # past the SET
+            row = cursor.fetchone()
         except psycopg.Error as exc:
             logger.warning("replica %s is skipped: %s", alias, exc)
             self._close(alias)
@@ -190,17 +193,13 @@ _LIBPQ_OPTIONS = (
 
 
 def _connect(alias: str) -> Any:
-    """A connection for samples: bounded to connect, to answer, and on a silent peer.
-
-    Through PgBouncer (mode "pgbouncer") the statement timeout is set per sample
-    (``_sample``): PgBouncer refuses the ``options`` startup parameter."""
+    """A connection for samples: bounded to connect, to answer (each sample's own timeout),
+    and on a silent peer."""
     import psycopg
 
     db = settings.DATABASES[alias]
     options = db.get("OPTIONS", {})
     kept = {key: value for key, value in options.items() if key in _LIBPQ_OPTIONS}
-    if db.get("DRF_SCALE_MODE") != "pgbouncer":
-        kept["options"] = f"-c statement_timeout={_SAMPLE_TIMEOUT_MS}"
     return psycopg.connect(
         dbname=db.get("NAME") or "postgres",
         user=db.get("USER") or None,
@@ -216,16 +215,6 @@ def _connect(alias: str) -> Any:
         autocommit=True,
         **kept,
     )
-
-
-def _sample(conn: Any, alias: str) -> Any:
-    """One sample's row. Through PgBouncer, in a transaction whose ``SET LOCAL`` bounds it
-    (a session's ``SET`` would stay on a server connection other clients share)."""
-    if settings.DATABASES[alias].get("DRF_SCALE_MODE") != "pgbouncer":
-        return conn.execute(_SAMPLE_SQL).fetchone()
-    with conn.transaction():
-        conn.execute(f"SET LOCAL statement_timeout = {_SAMPLE_TIMEOUT_MS}")
-        return conn.execute(_SAMPLE_SQL).fetchone()
 
 
 monitor = Monitor()

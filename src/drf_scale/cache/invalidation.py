@@ -101,6 +101,7 @@ class Registry:
         # key's target: any model), and why: their representations are never cached.
         self.untracked: dict[Any, str] = {}
         self.registered: set[Any] = set()  # the serializers whose dependencies are known
+        self._embedded: dict[type[models.Model], list[Dependency]] = {}  # by root, derived
         self.lock = threading.Lock()
 
     def register(self, serializer_class: Any, extra_paths: Iterable[str] = ()) -> None:
@@ -111,6 +112,7 @@ class Registry:
         with self.lock:
             self.roots.add(root)
             self.registered.add(serializer_class)
+            self._embedded.clear()
             for path in sorted(paths):
                 names = path.split("__") if path else []
                 try:
@@ -137,8 +139,13 @@ class Registry:
     def embedded(self, root: type[models.Model]) -> list[Dependency]:
         """The paths of rows ``root``'s representations embed whose changes do not move them
         (not the root's own row, nor a row holding the key of its hop: a review)."""
-        found = {d for deps in self.by_model.values() for d in deps if d.root is root}
-        return sorted((d for d in found if d.path and not d.holds_pointer), key=lambda d: d.path)
+        known = self._embedded.get(root)  # asked on every cache miss: found once per root
+        if known is None:
+            with self.lock:  # not while a registration changes what it is found from
+                found = {d for deps in self.by_model.values() for d in deps if d.root is root}
+                paths = (d for d in found if d.path and not d.holds_pointer)
+                known = self._embedded[root] = sorted(paths, key=lambda d: d.path)
+        return known
 
 
 def _plan_paths(plan: QueryPlan, prefix: str = "") -> Iterable[str]:

@@ -49,12 +49,7 @@ from drf_scale.cache.store import (
     ttl,
 )
 from drf_scale.conf import scale_settings
-from drf_scale.redis_urls import (
-    CLUSTER_SCHEME,
-    SENTINEL_SCHEME,
-    parse_cluster_url,
-    parse_sentinel_url,
-)
+from drf_scale.redis_urls import CLUSTER_SCHEME, ClusterURL, parse_url
 
 __all__ = ["RedisStore"]
 
@@ -194,19 +189,18 @@ def _client(url: str, flavour: ModuleType, **options: Any) -> Any:
     CACHE_SOCKET_TIMEOUT."""
     timeout = scale_settings.CACHE_SOCKET_TIMEOUT
     options |= {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    if url.startswith(CLUSTER_SCHEME):
-        cluster = parse_cluster_url(url)
+    parsed = parse_url(url)
+    if parsed is None:
+        return flavour.Redis.from_url(url, **options)
+    if isinstance(parsed, ClusterURL):
         options.pop("redis_connect_func")  # the scripts check the node themselves
         return flavour.cluster.RedisCluster(
-            startup_nodes=[flavour.cluster.ClusterNode(*node) for node in cluster.nodes],
-            username=cluster.username,
-            password=cluster.password,
+            startup_nodes=[flavour.cluster.ClusterNode(*node) for node in parsed.nodes],
+            username=parsed.username,
+            password=parsed.password,
             require_full_coverage=False,  # start while a slot is failing over
             **options,
         )
-    if not url.startswith(SENTINEL_SCHEME):
-        return flavour.Redis.from_url(url, **options)
-    parsed = parse_sentinel_url(url)
     sentinel = flavour.sentinel.Sentinel(
         parsed.sentinels,
         sentinel_kwargs={

@@ -119,10 +119,16 @@ class RepresentationCache:
                 return self.store.write(self.label, self.field, items)
         return 0
 
-    def stored(self, pk: Any, found: Lookup, entry: Entry) -> Entry:
-        """``entry`` rendered on a miss, after storing it under the lease ``found``. Unless it
-        was stored (an invalidation meanwhile revoked the lease, or there was none), it may
-        predate a write: it keeps no surrogate keys, so the edge does not keep it."""
+    def fill(self, pk: Any, found: Lookup, data: Any) -> Entry | None:
+        """The entry of ``data`` rendered on a miss (None: nothing, e.g. a 404), stored under
+        the lease ``found``. Unless it was stored (an invalidation meanwhile revoked the lease,
+        or there was none), it may predate a write: it keeps no surrogate keys, so the edge
+        does not keep it."""
+        if data is None:
+            if isinstance(found, Lease):
+                self.save([(pk, found, None)])  # releases the lease
+            return None
+        entry = self.keyed({pk: entry_for(data)})[pk]
         if isinstance(found, Lease) and self.save([(pk, found, entry)]):
             return entry
         return dataclasses.replace(entry, keys=None)
@@ -142,14 +148,9 @@ class RepresentationCache:
         try:
             data = build()
         except BaseException:
-            if isinstance(found, Lease):
-                self.save([(pk, found, None)])
+            self.fill(pk, found, None)  # releases the lease
             raise
-        if data is None:
-            if isinstance(found, Lease):
-                self.save([(pk, found, None)])
-            return None, "miss"
-        return self.stored(pk, found, self.keyed({pk: entry_for(data)})[pk]), "miss"
+        return self.fill(pk, found, data), "miss"
 
     def entries(
         self, pks: Sequence[Any], render: Callable[[list[Any]], Mapping[Any, Any]]
@@ -297,12 +298,8 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
             cache, pk, found = cached
             if isinstance(found, Entry):
                 return self.entry_response(response, found, "hit")
-            if response.status_code != 200:
-                if isinstance(found, Lease):
-                    cache.save([(pk, found, None)])  # releases the lease
-                return response
-            entry = cache.stored(pk, found, cache.keyed({pk: entry_for(response.data)})[pk])
-            return self.entry_response(response, entry, "miss")
+            entry = cache.fill(pk, found, response.data if response.status_code == 200 else None)
+            return response if entry is None else self.entry_response(response, entry, "miss")
         if self._cache_state is not None:  # a list the cache served
             etag, state = self._cache_state
             return self.cache_headers(response, etag, state)
@@ -409,11 +406,12 @@ class CachedListMixin(CachedViewMixin):
         version = cache.version()
         # A replica behind a write the version counts would pair that version with old rows:
         # such a page has no ETag, and the edge does not keep it.
-        current = version is not None and reads_current()
+        compact = self.compact_json()  # other renderings: no list ETag
+        current = version is not None and (cache.edge_keys or compact) and reads_current()
         if cache.edge_keys and current:
             self.edge_keys = (list_key(cache.model), model_key(cache.model))
         etag = None
-        if current and self.compact_json():
+        if current and compact:
             etag = weak_etag(str(version), self.request.get_full_path(), cache.field)
             response = self.not_modified(etag, "hit")
             if response is not None:
