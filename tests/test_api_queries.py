@@ -16,7 +16,9 @@ def big_catalog(db):
 def test_api_list_queries_do_not_grow(client, big_catalog, size, on_postgres):
     cold = client.get(f"/api/products/?page_size={size}")
     assert cold.status_code == 200
-    assert cold.timing.queries == 3  # the page's keys; rows with review stats, tags: no COUNT
+    # The page's keys; rows with review stats, tags: no COUNT. On PostgreSQL the database
+    # writes the rows' JSON (render_in_database), tags included: one query fewer.
+    assert cold.timing.queries == (2 if on_postgres else 3)
     warm = client.get(f"/api/products/?page_size={size}")
     assert warm["X-Cache"] == f"{size}/{size} hit"
     assert warm.timing.queries == 1  # the page's keys; the rows come from the cache

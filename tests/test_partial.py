@@ -16,7 +16,6 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from drf_scale import fast as fast_module
-from drf_scale.cache.views import render_by_pk
 from drf_scale.fast import batch, compile_read_plan
 from drf_scale.mixins import FastReadMixin, OptimizedQuerysetMixin, ReadWriteSerializerMixin
 from drf_scale.planner import optimize
@@ -249,7 +248,7 @@ def test_the_cache_renders_partial_plans_by_pk():
     gadgets = make_gadgets(4)
     plan = compile_read_plan(PartialGadgetSerializer)
     pks = [gadgets[1].pk, gadgets[2].pk]
-    found = render_by_pk(plan, annotated(), pks, {})
+    found = plan.render_by_pk(annotated(), pks, {})
     expected = json.loads(drf(PartialGadgetSerializer, annotated().filter(pk__in=pks)))
     assert [json.loads(as_json(found[pk])) for pk in sorted(pks, reverse=True)] == expected
 

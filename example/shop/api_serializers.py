@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from drf_scale.planner import requires
+from drf_scale.sqljson import float_json
 from shop.models import Product, Review
 from shop.review_stats import REVIEW_STATS, rounded_rating
 from shop.serializers import (
@@ -25,6 +26,13 @@ class RatingField(serializers.FloatField):
 
     def to_representation(self, value) -> float | None:
         return rounded_rating(value)
+
+    def json_sql(self, value: str) -> str:
+        """The same rating written by PostgreSQL (``render_in_database``): the exact average
+        rounded to two places; on a tie of the third place, which Python rounds on the float,
+        NULL: Python renders that row."""
+        rounded = float_json(f"round(({value})::numeric, 2)")
+        return f"CASE WHEN mod(({value})::numeric * 1000, 10) = 5 THEN NULL ELSE {rounded} END"
 
 
 # The same JSON as /naive/'s serializers, but other classes: components of their own.

@@ -111,6 +111,10 @@ class ProductViewSet(ScaleModelViewSet):
     renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
     parser_classes = [ORJSONParser, FormParser, MultiPartParser]
 
+    # On PostgreSQL the database writes the list's JSON (drf_scale.sqljson): lists are the
+    # reads a replica serves; elsewhere the compiled plan renders it.
+    render_in_database = True
+
     # Products read the same for everyone; review_count and rating_avg read the reviews.
     cache_scope = "public"
     cache_depends_on = ("reviews",)

@@ -33,7 +33,6 @@ from drf_scale.http import (
     strong_etag,
 )
 from drf_scale.mixins import WRITE_ACTIONS, ReadPathMixin
-from drf_scale.renderers import ORJSONRenderer
 
 __all__ = [
     "ConditionalRetrieveModelMixin",
@@ -82,16 +81,6 @@ class ConditionalRetrieveModelMixin(ReadPathMixin):
     def cache_public(self) -> bool:
         """Whether shared caches may keep the representation (Cache-Control: public)."""
         return False
-
-    def compact_json(self) -> bool:
-        """Whether the response body is the compact JSON the ETag is computed on."""
-        renderer = getattr(self.request, "accepted_renderer", None)
-        media_type = getattr(self.request, "accepted_media_type", "") or ""
-        return (
-            isinstance(renderer, ORJSONRenderer)
-            and not renderer.ensure_ascii
-            and "indent" not in media_type
-        )
 
     def representation_etag(self, response: Response) -> str | None:
         """The strong ETag of the body ``response`` sends: of the compact JSON without

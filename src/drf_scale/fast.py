@@ -1404,6 +1404,16 @@ class ReadPlan:
             _built.reset(built)
             _context.reset(token)
 
+    def render_by_pk(
+        self, queryset: QuerySet, pks: Sequence[Any], context: Mapping[str, Any] | None = None
+    ) -> dict[Any, Any]:
+        """The representations of rows ``pks`` of ``queryset``, by primary key."""
+        pk_name = queryset.model._meta.pk.attname
+        rows = list(self.rows(queryset.filter(pk__in=pks), (pk_name,)))
+        rendered = self.render(rows, context, queryset.db)
+        keys = [row.pk if isinstance(row, models.Model) else row[pk_name] for row in rows]
+        return dict(zip(keys, rendered, strict=True))
+
     def execute(self, queryset: AnyQuerySet, context: Mapping[str, Any] | None = None) -> list[Any]:
         """What ``serializer_class(queryset, many=True, context=context).data`` returns;
         ``queryset`` may be a manager."""

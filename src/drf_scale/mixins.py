@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.db.models import Model, QuerySet
 from django.db.models.manager import BaseManager
 from rest_framework.generics import GenericAPIView, get_object_or_404
@@ -32,6 +33,8 @@ from rest_framework.serializers import BaseSerializer, ListSerializer
 
 from drf_scale.fast import ReadPlan, compile_read_plan, compile_read_plan_for, plan_without_building
 from drf_scale.planner import optimize, queryset_of
+from drf_scale.renderers import ORJSONRenderer
+from drf_scale.sqljson import DatabasePlan, database_plan
 
 if TYPE_CHECKING:
     from rest_framework.viewsets import ModelViewSet as _View
@@ -114,6 +117,10 @@ class ReadPathMixin(_View):
         """A list's or retrieve's response, after DRF finalized it."""
         return response
 
+    def get_database_plan(self, queryset: QuerySet) -> DatabasePlan | None:
+        """The plan rendering this list's JSON in the database; None: Python renders."""
+        return None
+
     # DRF's hooks, extended once.
 
     def get_object(self) -> Any:
@@ -178,6 +185,11 @@ class ReadPathMixin(_View):
         plan = self.get_read_plan()
         if plan is None or not plan.serves(queryset):
             return None
+        database = self.get_database_plan(queryset)
+        found = database and database.rows(queryset, self.get_row_columns(queryset.model))
+        if database is not None and found is not None:
+            context = self.read_context()
+            return found, lambda page: self.json_data(database.render(page, queryset, context))
         using = queryset.db
         rows = plan.rows(queryset, self.get_row_columns(queryset.model))
         if plan.pages_instances:  # the view's context may read the page, as under DRF
@@ -216,6 +228,24 @@ class ReadPathMixin(_View):
             return self.finalize_read(response)
         return response
 
+    def compact_json(self) -> bool:
+        """Whether the response body is the compact JSON the orjson renderer writes (which
+        ETags are computed on, and rendered JSON is passed through as)."""
+        renderer = getattr(self.request, "accepted_renderer", None)
+        media_type = getattr(self.request, "accepted_media_type", "") or ""
+        return (
+            isinstance(renderer, ORJSONRenderer)
+            and not renderer.ensure_ascii
+            and "indent" not in media_type
+        )
+
+    def json_data(self, bodies: list[str | bytes]) -> list[Any]:
+        """What a Response carries for JSON already rendered: the bytes as they are, when the
+        renderer would write them so, else their data."""
+        if self.compact_json():
+            return [orjson.Fragment(body) for body in bodies]
+        return [orjson.loads(body) for body in bodies]
+
     def get_row_columns(self, model: type[Model]) -> tuple[str, ...]:
         """Columns the page's rows carry besides rendered ones: ``row_columns`` of the view
         and its paginator."""
@@ -236,6 +266,9 @@ def row_columns(model: type[Model], *owners: Any) -> tuple[str, ...]:
 class FastReadMixin(ReadPathMixin):
     """List and retrieve through the compiled read plan of the action's serializer.
 
+    ``render_in_database = True`` has PostgreSQL write a list's JSON (``drf_scale.sqljson``)
+    where the serializer allows, else the plan renders it (the reason is logged once).
+
     Filtering and pagination are unchanged: the paginator receives the plan's ``values()``
     query (so it counts and slices it as any queryset) and the page's rows are rendered, their
     to-many relations in one query each; a retrieve with object permissions runs them first
@@ -254,6 +287,8 @@ class FastReadMixin(ReadPathMixin):
     """
 
     fast_reads: bool | None = None
+    # Lists whose JSON PostgreSQL writes (drf_scale.sqljson), where the serializer allows.
+    render_in_database = False
     # Whether get_serializer_context() reads a list's page; None: whether the view has its own.
     context_reads_page: bool | None = None
     _read_plans: dict[str, ReadPlan | None] | None = None  # per request, by action
@@ -300,6 +335,19 @@ class FastReadMixin(ReadPathMixin):
             plan = plan.paging_instances()  # the context comes after the page, as under DRF
         return plan if plan.compiled else None
 
+    def get_database_plan(self, queryset: QuerySet) -> DatabasePlan | None:
+        if not self.render_in_database or getattr(self, "action", None) != "list":
+            return None
+        plan = self.get_read_plan()
+        if plan is None or plan.pages_instances:  # the context reads the page's instances
+            return None
+        database = database_plan(plan)
+        why = database.unusable(queryset)
+        if why is not None:
+            _in_python(type(self), why)
+            return None
+        return database
+
     def _context_reads_page(self) -> bool:
         if self.context_reads_page is not None:
             return self.context_reads_page
@@ -321,6 +369,14 @@ class FastReadMixin(ReadPathMixin):
         """Whether the representation cache (``drf_scale.cache``) serves this request."""
         cache = getattr(self, "get_representation_cache", None)
         return cache is not None and cache() is not None
+
+
+@functools.cache
+def _in_python(view_class: type, why: str) -> None:
+    """Say once per view class and reason why its lists render in Python, not in SQL."""
+    logger.warning(
+        "drf-scale renders %s's lists in Python, not in the database: %s", view_class.__name__, why
+    )
 
 
 @functools.cache

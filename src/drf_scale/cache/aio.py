@@ -32,7 +32,7 @@ from rest_framework.views import exception_handler
 
 from drf_scale.cache.invalidation import registry
 from drf_scale.cache.store import Entry
-from drf_scale.cache.views import RepresentationCache, entry_for, render_by_pk
+from drf_scale.cache.views import RepresentationCache, entry_for
 from drf_scale.conf import scale_settings
 from drf_scale.fast import compile_read_plan
 from drf_scale.http import not_modified, set_cache_headers
@@ -151,7 +151,7 @@ class AsyncCachedReads:
             raise ImproperlyConfigured(
                 f"alist needs a compiled read plan: {'; '.join(plan.fallback_reasons)}"
             )
-        render = functools.partial(render_by_pk, plan, queryset, context=context)
+        render = functools.partial(plan.render_by_pk, queryset, context=context)
         cache = self._cache()
         if cache is None:
             rendered = await sync_to_async(render)(pks)

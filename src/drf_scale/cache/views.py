@@ -26,9 +26,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-import orjson
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
@@ -38,7 +37,6 @@ from drf_scale.cache.store import Entry, Items, Lease, Lookup, Unavailable, get_
 from drf_scale.conditional import ConditionalRetrieveModelMixin
 from drf_scale.conf import scale_settings
 from drf_scale.edge import keys_enabled, list_key, model_key
-from drf_scale.fast import ReadPlan
 from drf_scale.http import not_modified, set_cache_headers, strong_etag, weak_etag
 from drf_scale.mixins import EarlyResponse, ListRows, Rendered, checks_objects
 from drf_scale.renderers import ORJSONRenderer
@@ -198,15 +196,6 @@ def _accepts_only_json(accept: str) -> bool:
     return all(media in ("*/*", "application/*", "application/json") for media in ranges)
 
 
-def render_by_pk(plan: ReadPlan, queryset: Any, pks: list[Any], context: Any) -> dict[Any, Any]:
-    """The representations of rows ``pks`` of ``queryset`` through a compiled plan, by pk."""
-    pk_name = queryset.model._meta.pk.attname
-    rows = list(plan.rows(queryset.filter(pk__in=pks), (pk_name,)))
-    rendered = plan.render(rows, context, queryset.db)
-    keys = [row.pk if isinstance(row, Model) else row[pk_name] for row in rows]  # partial: Model
-    return dict(zip(keys, rendered, strict=True))
-
-
 class CachedViewMixin(ConditionalRetrieveModelMixin):
     """What both cached mixins share: scope, registration of dependencies, responses."""
 
@@ -265,7 +254,7 @@ class CachedViewMixin(ConditionalRetrieveModelMixin):
 
     def body_data(self, body: bytes) -> Any:
         """What a Response carries for stored JSON: the bytes as they are, when they fit."""
-        return orjson.Fragment(body) if self.compact_json() else orjson.loads(body)
+        return self.json_data([body])[0]
 
     def entry_response(self, response: Any, entry: Entry, state: str) -> HttpResponseBase:
         """DRF's response carrying the stored JSON (304 when If-None-Match names it): the
@@ -417,7 +406,10 @@ class CachedListMixin(CachedViewMixin):
             if response is not None:
                 raise EarlyResponse(response)
         pk_name = queryset.model._meta.pk.attname
-        render_misses = functools.partial(render_by_pk, plan, queryset, context=self.read_context())
+        renders = self.get_database_plan(queryset) or plan  # both render by pk
+        render_misses = functools.partial(
+            renders.render_by_pk, queryset, context=self.read_context()
+        )
 
         def render(page: list[Any]) -> list[Any]:
             pks = [row[pk_name] for row in page]
