@@ -39,6 +39,7 @@ from drf_scale.mixins import (
 )
 from drf_scale.pagination import KeysetPagination, ordering_index, resolve_ordering
 from drf_scale.planner import plan_for
+from drf_scale.sqljson import compile_database_plan
 
 __all__: list[str] = []
 
@@ -410,7 +411,8 @@ def _view_serializers(view_class: type) -> set[type]:
 @_reads_settings
 def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W030: fields = "__all__"; W031: model introspection per request; W032: a plan falls back;
-    W033: W031 or W032 could not learn a view's serializer class.
+    W033: W031 or W032 could not learn a view's serializer class; W034: a view sets
+    render_in_database but its list serializer renders in Python.
 
     Per routed view: W030 for each serializer it names (nested ones included) that exposes
     every model field, W031 for list and retrieve ModelSerializers of drf_scale views without
@@ -430,6 +432,7 @@ def check_read_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         if issubclass(view_class, FastReadMixin):
             messages += _uninspected(view_class, "Check W032", "drf_scale.W033")
             messages += _fallbacks(view_class)
+            messages += _rendered_in_python(view_class)
         elif issubclass(view_class, OptimizedQuerysetMixin | ReadWriteSerializerMixin):
             messages += _uninspected(view_class, "Check W031", "drf_scale.W033")
             messages += _introspected(view_class)
@@ -476,6 +479,28 @@ def _fallbacks(view_class: type) -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+def _rendered_in_python(view_class: Any) -> list[CheckMessage]:
+    """W034: a view asks for ``render_in_database`` but its list serializer cannot have it."""
+    if not view_class.render_in_database:
+        return []
+    try:
+        serializer_class = _view_for(view_class, "list").get_serializer_class()
+    except Exception:  # W033 names it
+        return []
+    plan = compile_database_plan(serializer_class)
+    if plan.compiled:
+        return []
+    return [
+        Warning(
+            f"{view_class.__name__} sets render_in_database, but {plan.describe()}.",
+            hint="Render those fields from columns, relations or declared annotations, or give "
+            "a field class of your own a json_sql() method (drf_scale.sqljson).",
+            obj=view_class,
+            id="drf_scale.W034",
+        )
+    ]
 
 
 # The representation cache: no representation shared across users or across stale processes.

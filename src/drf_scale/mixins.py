@@ -339,10 +339,12 @@ class FastReadMixin(ReadPathMixin):
         if not self.render_in_database or getattr(self, "action", None) != "list":
             return None
         plan = self.get_read_plan()
-        if plan is None or plan.pages_instances:  # the context reads the page's instances
+        if plan is None:
             return None
         database = database_plan(plan)
         why = database.unusable(queryset)
+        if why is None and plan.pages_instances:
+            why = "its get_serializer_context() reads the page's instances (context_reads_page)"
         if why is not None:
             _in_python(type(self), why)
             return None

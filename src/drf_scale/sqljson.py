@@ -797,15 +797,11 @@ _plans_lock = threading.Lock()
 
 
 def database_plan(read_plan: ReadPlan) -> DatabasePlan:
-    """The database plan of a compiled read plan's serializer (per class and field names)."""
-    serializer: Any = read_plan._serializer or (
-        read_plan.serializer_class() if read_plan.compiled else None
-    )
-    if serializer is None or not read_plan.compiled:
-        return DatabasePlan(read_plan, read_plan.fallback_reasons or ("no compiled plan",))
-    if read_plan.instance_fields or read_plan.shapes_lists:
-        why = "fields render from instances, or the list serializer shapes the list"
-        return DatabasePlan(read_plan, (why,))
+    """The database plan of a read plan's serializer (compiled once per class and field
+    names: a serializer whose fields the request selects compiles per selection)."""
+    if not read_plan.compiled:
+        return DatabasePlan(read_plan, read_plan.fallback_reasons)
+    serializer: Any = read_plan._serializer or read_plan.serializer_class()
     names = tuple(name for name, f in serializer.fields.items() if not f.write_only)
     key = (read_plan.serializer_class, names)
     plan = _plans.get(key)
@@ -820,11 +816,9 @@ def _compile(read_plan: ReadPlan, serializer: Any) -> DatabasePlan:
     compiler = _Compiler()
     name = read_plan.serializer_class.__name__
     model = read_plan.serializer_class.Meta.model  # type: ignore[attr-defined]
-    try:
-        _check_serializer(serializer)
-    except _Unsupported as exc:
-        return DatabasePlan(read_plan, (f"{name}: {exc}",))
     root = compiler.serializer(serializer, model, name, True)
+    if read_plan._shape is not None or read_plan.shapes_lists:
+        compiler.reasons.append(f"{name}: its compiled_postprocess or list serializer runs Python")
     if compiler.reasons:
         return DatabasePlan(read_plan, tuple(compiler.reasons))
     return DatabasePlan(read_plan, (), root, dict(compiler.annotations))

@@ -7,7 +7,7 @@ answers as Django's test client does (``Host: testserver``); the two that need t
 process itself (its database, ``response.timing``) stay in the in-process suite. The module
 checks at the end that the replica served the reads (the primary only /floor/'s raw SQL,
 which runs on ``django.db.connection``, past any router, and the WAL positions the cache
-compares a replica with).
+compares a replica with), /api/'s lists written in SQL (``render_in_database``) included.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from drf_scale import sqljson as sql_json
 from tests.faults.cluster import Service
 from tests.processes import wait_until
 from tests.test_asgi import EXAMPLE, manage, service_env
@@ -97,6 +98,8 @@ def contract(cluster, tmp_path_factory) -> Iterator[tuple[str, dict[str, list[An
     """The service on the contract's catalog, its reads on the replica; the catalog's ids."""
     cluster.ready()
     cluster.primary.create_database(CONTRACT)
+    with cluster.primary.connect(CONTRACT) as conn:  # a catalog setting: the replica logs too
+        conn.execute(f"ALTER DATABASE {CONTRACT} SET log_min_duration_statement = 0")
     env = service_env(cluster.primary.url(CONTRACT), SERVER_MODE="wsgi")
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):  # never the shared services
         env.pop(name, None)
@@ -123,6 +126,8 @@ def contract(cluster, tmp_path_factory) -> Iterator[tuple[str, dict[str, list[An
         # The primary: /floor/'s hand-written SQL, on django.db.connection (no router),
         # and the WAL position a cached list or a cache miss on the replica reads there.
         assert replica > 100 and replica > 5 * primary, (replica, primary)
+        # /api/ lists render in the database (render_in_database): on the replica.
+        assert sql_json.JSON_COLUMN in cluster.replica.log.read_text(errors="replace")
     finally:
         redis.terminate()
 
