@@ -10,6 +10,7 @@ INSTALLED_APPS = [
     "tests.pagingapp",
     "tests.fastapp",
     "tests.taggedapp",
+    "tests.sqlapp",
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]

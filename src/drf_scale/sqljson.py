@@ -310,7 +310,8 @@ _INTEGER = (models.IntegerField, models.AutoField, models.BigAutoField, models.S
 
 def _plain(model_field: models.Field[Any, Any]) -> bool:
     """Django's own conversion of the column: no from_db_value of a third-party field."""
-    return not hasattr(model_field, "from_db_value")
+    own = type(model_field).__module__.startswith("django.")
+    return own or not hasattr(model_field, "from_db_value")
 
 
 class _Compiler:
@@ -531,7 +532,7 @@ def converter_of(f: Any, model_field: Any) -> Converter:
         if isinstance(model_field, models.BooleanField):
             return _boolean
     elif kind is fields.FloatField:
-        if isinstance(model_field, models.FloatField | models.DecimalField | _INTEGER):
+        if isinstance(model_field, (models.FloatField, models.DecimalField, *_INTEGER)):
             return _float
     elif kind is fields.DecimalField:
         if isinstance(model_field, models.DecimalField):
