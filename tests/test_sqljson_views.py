@@ -10,6 +10,7 @@ import zoneinfo
 
 import pytest
 from django.db import connection
+from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework import serializers
@@ -58,6 +59,19 @@ class WithMethod(serializers.ModelSerializer):
 
 class MethodProducts(Products):
     serializer_class = WithMethod
+
+
+class RealShapes(serializers.ModelSerializer):
+    """Shapes of wger's and paperless-ngx's serializers: the primary keys of a many-to-many,
+    choices given as the TextChoices class, a primary key read off the foreign key's column."""
+
+    tags = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    status = serializers.ChoiceField(choices=Product.Status)
+    brand_id = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "tags", "status", "brand_id"]
 
 
 def listed(view_class: type, query: str = "", **headers: str) -> tuple[bytes, int]:
@@ -131,3 +145,16 @@ def test_a_serializer_the_database_cannot_write_renders_in_python_and_says_why(c
     assert b'"initial":"P"' in body
     assert "renders MethodProducts's lists in Python" in caplog.text
     assert _rendered_in_python(Products) == []
+
+
+def test_real_shapes_on_a_grouped_queryset(catalog):
+    """wger filters on an aggregate (Django 6 resolved the to-many subquery without an
+    output field, then grouped by it: both failed)."""
+    plan = compile_database_plan(RealShapes)
+    assert plan.compiled, plan.fallback_reasons
+    queryset = Product.objects.annotate(tagged=Count("tags")).filter(tagged__gt=1).order_by("pk")
+    with CaptureQueriesContext(connection) as queries:
+        written = plan.execute(queryset)
+    assert written == ORJSONRenderer().render(RealShapes(queryset, many=True).data)
+    assert len(queries) == 1
+    assert json.loads(written)[0]["tags"] == [catalog["tags"][0].pk, catalog["tags"][1].pk]

@@ -38,6 +38,7 @@ from django.db import connections, models
 from django.db.models import Expression, F, OrderBy, OuterRef, Prefetch, Subquery, TextField
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.query import QuerySet
+from django.db.models.sql import Query
 from django.utils import timezone
 from rest_framework import ISO_8601, fields, relations
 from rest_framework.serializers import BaseSerializer, ListSerializer, Serializer
@@ -72,9 +73,10 @@ class _SQL(Expression):
         self.parts = [p if isinstance(p, str) else next(given) for p in self.parts]
 
     def get_group_by_cols(self) -> list[Any]:
-        return [
-            col for source in self.get_source_expressions() for col in source.get_group_by_cols()
-        ]
+        """The columns it reads, for a grouped query; not its subqueries (Django 6 resolves
+        them to queries), which read the outer rows through their grouped key."""
+        sources = [s for s in self.get_source_expressions() if not _subquery(s)]
+        return [col for source in sources for col in source.get_group_by_cols()]
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         sql: list[str] = []
@@ -87,6 +89,11 @@ class _SQL(Expression):
                 sql.append(text)
                 params.extend(values)
         return "".join(sql), tuple(params)
+
+
+def _subquery(expression: Any) -> bool:
+    inner = getattr(expression, "expression", expression)  # Django 6: ExpressionWrapper(Query)
+    return isinstance(expression, Subquery) or isinstance(inner, Query)
 
 
 def _literal(text: str) -> str:
@@ -389,10 +396,15 @@ class _Compiler:
         full = _join(prefix, found.name)
         if not found.column or not found.concrete or not _plain(found.field):
             raise _Unsupported(f"{model.__name__}.{last} converts its values in Python")
-        if isinstance(f, BaseSerializer | relations.RelatedField | relations.ManyRelatedField):
+        column = found.field
+        if isinstance(f, relations.PrimaryKeyRelatedField) and column.remote_field is not None:
+            column = column.target_field  # type: ignore[attr-defined]  # source="brand_id"
+            if f.pk_field is not None or not column.primary_key:
+                raise _Unsupported("pk_field, or a key to no primary key")
+        elif isinstance(f, BaseSerializer | relations.RelatedField | relations.ManyRelatedField):
             raise _Unsupported(f"{model.__name__}.{last} is a column, not a relation")
-        converter_of(f, found.field)  # checks the pair once (formats are read per request)
-        return _Value(key, full, f, found.field, nullable or found.field.null)
+        converter_of(f, column)  # checks the pair once (formats are read per request)
+        return _Value(key, full, f, column, nullable or found.field.null)
 
     def one(
         self, f: fields.Field, step: Relation, prefix: str, key: str, nullable: bool, where: str
@@ -463,9 +475,9 @@ class _Compiler:
 
 
 def _check_serializer(serializer: Serializer[Any]) -> None:
-    for method in ("to_representation", "get_fields", "__init__"):
-        if _own(serializer, method):
-            raise _Unsupported(f"{type(serializer).__name__}.{method}() is its own code")
+    """A nested serializer built (its own __init__ or get_fields() ran) writes its fields."""
+    if _own(serializer, "to_representation"):
+        raise _Unsupported(f"{type(serializer).__name__}.to_representation() is its own code")
     if getattr(serializer, "compiled_postprocess", None):
         raise _Unsupported("its compiled_postprocess runs Python")
 
@@ -511,10 +523,11 @@ def converter_of(f: Any, model_field: Any) -> Converter:
         return _raw(model_field)
     kind = _drf_class(f)
     if kind is fields.ChoiceField:
-        keys = {type(k) for k in f.choices}
-        if isinstance(model_field, _TEXT) and keys <= {str}:
+        keys = list(f.choices)  # enum members write as their values, as str and int do
+        if isinstance(model_field, _TEXT) and all(isinstance(k, str) for k in keys):
             return _string
-        if isinstance(model_field, _INTEGER) and keys <= {int}:
+        numbers = all(isinstance(k, int) and not isinstance(k, bool) for k in keys)
+        if isinstance(model_field, _INTEGER) and numbers:
             return _integer
         raise _Unsupported("choices of another type than the column's")
     if kind in (fields.CharField, fields.EmailField, fields.SlugField, fields.URLField,
@@ -676,7 +689,7 @@ class _Builder:
         return [
             "(SELECT CASE WHEN count(*) = count(_m._j) THEN coalesce('[' || "
             f"string_agg(_m._j, ',' ORDER BY {', '.join(order)}) || ']', '[]') END FROM ",
-            Subquery(rows.values("_j", *keys)),
+            Subquery(rows.values("_j", *keys), output_field=TextField()),
             " _m)",
         ]
 

@@ -19,7 +19,7 @@ from django.test import override_settings
 
 from drf_scale.db import replica_config
 from drf_scale.routers import Monitor
-from tests.faults.cluster import PgBouncer, Service, private_dir
+from tests.faults.cluster import PgBouncer, Service, private_dir, require_binaries
 from tests.processes import wait_until
 from tests.replicas.conftest import DATABASE, TOKEN, call
 from tests.test_cache_outage import free_port
@@ -140,6 +140,7 @@ def test_the_edge_never_keeps_what_a_replica_behind_a_write_served(
 def test_a_replica_behind_pgbouncer_is_sampled(cluster):
     """PgBouncer refuses the ``options`` startup parameter: a replica in pgbouncer mode is
     sampled without it (it was skipped on every read)."""
+    require_binaries("the replica behind PgBouncer", pgbouncer=True)
     cluster.ready()
     directory = private_dir("replica-pgbouncer")
     bouncer = PgBouncer(directory, cluster.replica.port)
