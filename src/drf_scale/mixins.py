@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.manager import BaseManager
 from rest_framework.generics import GenericAPIView, get_object_or_404
@@ -339,7 +340,7 @@ class FastReadMixin(ReadPathMixin):
         if not self.render_in_database or getattr(self, "action", None) != "list":
             return None
         plan = self.get_read_plan()
-        if plan is None:
+        if plan is None or connections[queryset.db].vendor != "postgresql":  # as documented
             return None
         database = database_plan(plan)
         why = database.unusable(queryset)
