@@ -158,3 +158,11 @@ def test_real_shapes_on_a_grouped_queryset(catalog):
     assert written == ORJSONRenderer().render(RealShapes(queryset, many=True).data)
     assert len(queries) == 1
     assert json.loads(written)[0]["tags"] == [catalog["tags"][0].pk, catalog["tags"][1].pk]
+
+
+def test_a_union_renders_in_python(catalog):
+    plan = compile_database_plan(RealShapes)
+    cheap, dear = Product.objects.filter(price__lt=12), Product.objects.filter(price__gt=20)
+    union = cheap.union(dear).order_by("pk")
+    assert plan.unusable(union) == "the queryset is a union, which takes no annotation"
+    assert plan.execute(union) == ORJSONRenderer().render(RealShapes(union, many=True).data)

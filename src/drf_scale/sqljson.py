@@ -740,6 +740,8 @@ class DatabasePlan:
             return "the database is no PostgreSQL"
         if not self.read_plan.serves(queryset):
             return "the view's Prefetch filters a relation the plan reads"
+        if queryset.query.combinator:
+            return f"the queryset is a {queryset.query.combinator}, which takes no annotation"
         return None
 
     def rows(self, queryset: QuerySet, extra_columns: Iterable[str] = ()) -> QuerySet | None:
