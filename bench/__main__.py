@@ -32,6 +32,7 @@ from bench.load import (
     probe,
     run_wrk,
     serves,
+    service_variant,
 )
 from bench.report import (
     Facts,
@@ -141,6 +142,45 @@ def check_deep_pages(base_url: str, rows: list[Row], pages: dict[int, DeepPage])
             )
 
 
+def database_backends(database_url: str) -> list[int]:
+    """The pids of the PostgreSQL backends connected to ``database_url``'s database (the
+    service's kept connections), when they are processes of this machine; else []."""
+    if not database_url.startswith("postgres"):
+        return []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows if Path(f"/proc/{pid}").exists()]
+
+
+def backends_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds each live process of ``pids`` has used so far."""
+    from bench.capacity import cpu_seconds  # bench.capacity imports this module
+
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+def db_cpu_per_request(database_url: str, before: dict[int, float], requests: int) -> float | None:
+    """CPU ms per request the database's backends spent since ``before`` (their CPU seconds
+    then): a backend started since counts from zero; one closed since (a connection past its
+    CONN_MAX_AGE) is not counted, so a figure may fall short, never below zero."""
+    if not before or not requests:
+        return None
+    after = backends_cpu(database_backends(database_url))
+    spent = sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
+    return spent * 1000 / requests
+
+
+def server_rows(rows: list[Row]) -> dict[str, list[int]]:
+    """The indexes of ``rows`` per server: the shared one ("") first, then each variant's."""
+    groups: dict[str, list[int]] = {"": []}
+    for index, row in enumerate(rows):
+        groups.setdefault(row.target if service_variant(row.target) else "", []).append(index)
+    return {name: indexes for name, indexes in groups.items() if indexes}
+
+
 def measure(
     args: argparse.Namespace,
     wrk: str,
@@ -150,21 +190,34 @@ def measure(
     log: Path,
     workdir: Path,
 ) -> list[Result]:
-    """Serve the service and load each row: warm-up, probe, measured run."""
-    results: list[Result] = []
-    with serve(env, args.workers, log) as base_url:
-        check_deep_pages(base_url, rows, pages)
-        for n, row in enumerate(rows, 1):
-            paths_file = workdir / f"{n}.paths"
-            paths_file.write_text("\n".join(row.paths) + "\n")
-            print(f"[{n}/{len(rows)}] {row.scenario} {row.label}", file=sys.stderr, flush=True)
-            run_wrk(wrk, base_url, paths_file, args.connections, args.warmup)
-            # The probe queues behind what the warm-up left in the listen backlog,
-            # so the measured run starts on a drained server.
-            sample = probe(base_url + row.paths[0])
-            load = run_wrk(wrk, base_url, paths_file, args.connections, args.duration)
-            results.append(Result(row.scenario, row.target, row.paths[0], load, sample, row.depth))
-    return results
+    """Serve the service (a variant target: a server of its own, its log beside ``log``) and
+    load each row: warm-up, probe, measured run. Results in the order of ``rows``."""
+    results: dict[int, Result] = {}
+    for variant, indexes in server_rows(rows).items():
+        server_env = {**env, **service_variant(variant)}
+        server_log = log.with_name(f"{log.stem}-{variant}{log.suffix}") if variant else log
+        with serve(server_env, args.workers, server_log) as base_url:
+            check_deep_pages(base_url, [rows[i] for i in indexes], pages)
+            for index in indexes:
+                row = rows[index]
+                paths_file = workdir / f"{index + 1}.paths"
+                paths_file.write_text("\n".join(row.paths) + "\n")
+                print(
+                    f"[{index + 1}/{len(rows)}] {row.scenario} {row.label}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                run_wrk(wrk, base_url, paths_file, args.connections, args.warmup)
+                # The probe queues behind what the warm-up left in the listen backlog,
+                # so the measured run starts on a drained server.
+                sample = probe(base_url + row.paths[0])
+                before = backends_cpu(database_backends(env["DATABASE_URL"]))
+                load = run_wrk(wrk, base_url, paths_file, args.connections, args.duration)
+                db_cpu = db_cpu_per_request(env["DATABASE_URL"], before, load.requests)
+                results[index] = Result(
+                    row.scenario, row.target, row.paths[0], load, sample, row.depth, db_cpu
+                )
+    return [results[index] for index in range(len(rows))]
 
 
 def run(args: argparse.Namespace, command: str, workdir: Path) -> int:

@@ -16,9 +16,21 @@ JSON_MARKER = "bench-json: "
 THREADS = 2
 _QUERIES = re.compile(r'desc="(\d+) quer')
 SCENARIOS = ("list", "detail", "stats", "deep")
-TARGETS = ("naive", "api", "floor", "ninja")
-# Scenarios only some targets serve: floor and ninja have no stats and no cursor pages.
-SCENARIO_TARGETS = {"stats": ("naive", "api"), "deep": ("naive", "api")}
+# Targets served by the /api/ routes of a server of their own, started with these variables:
+# the list without the representation cache, through the compiled read plan (uncached) or
+# built as JSON by PostgreSQL (database).
+SERVICE_VARIANTS = {
+    "uncached": {"REPRESENTATION_CACHE": "off", "RENDER_IN_DATABASE": "off"},
+    "database": {"REPRESENTATION_CACHE": "off", "RENDER_IN_DATABASE": "on"},
+}
+TARGETS = ("naive", "api", "floor", "ninja", *SERVICE_VARIANTS)
+# Scenarios only some targets serve: floor and ninja have no stats and no cursor pages; the
+# variants serve the list only.
+SCENARIO_TARGETS = {
+    "detail": ("naive", "api", "floor", "ninja"),
+    "stats": ("naive", "api"),
+    "deep": ("naive", "api"),
+}
 LIST_PAGE_SIZE = 50
 # Rows skipped before the page of the deep scenario (multiples of LIST_PAGE_SIZE).
 DEPTHS = (0, 10_000, 900_000)
@@ -86,8 +98,19 @@ def clamp_depths(depths: Iterable[int], products: int) -> list[int]:
     return sorted({depth for depth in depths if 0 <= depth < products})
 
 
+def service_variant(target: str) -> dict[str, str]:
+    """The variables of the server ``target`` needs of its own; {} for the shared one."""
+    return SERVICE_VARIANTS.get(target, {})
+
+
+def route(target: str) -> str:
+    """The URL prefix of ``target``: a variant serves /api/ on a server of its own."""
+    return "api" if target in SERVICE_VARIANTS else target
+
+
 def scenario_paths(scenario: str, target: str, ids: list[int]) -> list[str]:
     """The paths of list, detail and stats: the first page, each id's detail, the stats."""
+    target = route(target)
     if scenario == "list":
         return [f"/{target}/products/?page_size={LIST_PAGE_SIZE}"]
     if scenario == "detail":

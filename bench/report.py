@@ -12,7 +12,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.load import LIST_PAGE_SIZE, LoadResult, Probe, target_label
+from bench.load import LIST_PAGE_SIZE, SERVICE_VARIANTS, LoadResult, Probe, target_label
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
@@ -36,6 +36,8 @@ class Result:
     load: LoadResult
     probe: Probe
     depth: int | None = None  # rows before the page, in the deep scenario
+    # CPU ms per request of the PostgreSQL backends serving the service, during the load
+    db_cpu_ms: float | None = None
 
     @property
     def label(self) -> str:
@@ -184,16 +186,17 @@ def table_lines(header: Sequence[str], text_columns: int) -> list[str]:
 def markdown_table(results: list[Result]) -> str:
     """The results as a Markdown table, ratios against naive and floor, then deep pages."""
     lines = [
-        "| scenario | target | req/s | p50 ms | p99 ms | queries/request | bytes | errors "
-        "| vs naive | vs floor |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | target | req/s | p50 ms | p99 ms | queries/request | DB CPU ms/request "
+        "| bytes | errors | vs naive | vs floor |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         queries = "-" if r.probe.queries is None else str(r.probe.queries)
+        db_cpu = "-" if r.db_cpu_ms is None else f"{r.db_cpu_ms:.2f}"
         lines.append(
             f"| {r.scenario} | {r.label} | {_rate(r.load.rps)} "
             f"| {r.load.latency_ms['p50']:.1f} | {r.load.latency_ms['p99']:.1f} "
-            f"| {queries} | {r.probe.bytes:,} | {r.load.error_count:,} "
+            f"| {queries} | {db_cpu} | {r.probe.bytes:,} | {r.load.error_count:,} "
             f"| {_times(ratio(results, r, 'naive'))} | {_times(ratio(results, r, 'floor'))} |"
         )
     if summary := depth_summary(results):
@@ -211,6 +214,12 @@ def markdown_block(facts: Facts, results: list[Result], chart: str, raw: str) ->
             f"{', '.join(f'{depth:,}' for depth in f.depths)} rows (naive `?page=N`; api a "
             "cursor issued by the service's paginator, checked to start at that row)"
         )
+    variants = "".join(
+        f"\n- `{target}`: `GET /api/products/?page_size={LIST_PAGE_SIZE}` from a gunicorn of its "
+        f"own started with {', '.join(f'`{k}={v}`' for k, v in SERVICE_VARIANTS[target].items())}"
+        for target in dict.fromkeys(r.target for r in results)
+        if target in SERVICE_VARIANTS
+    )
     return f"""Measured {f.timestamp} at commit `{f.commit}`.
 
 - Machine: {f.cores} cores ({f.cpu}), {f.memory_gib:.1f} GiB memory, {f.os}; \
@@ -220,13 +229,16 @@ gunicorn {f.gunicorn} ({f.workers} sync workers), {f.database}, cache: {f.cache}
 - Dataset: {f.products:,} products; list = `GET /<target>/products/?page_size=\
 {LIST_PAGE_SIZE}`, detail = `GET /<target>/products/<id>/` round-robin over \
 {f.detail_ids:,} sampled ids, stats = `GET /<target>/stats/categories/` (naive \
-computes it per request, api serves it from the cache){deep}
+computes it per request, api serves it from the cache){deep}{variants}
 - Load: wrk {f.wrk}, {f.threads} threads, {f.connections} connections, \
 {f.duration_s} s per row after a {f.warmup_s} s warm-up, on the same machine
 - Command: `{f.command}`
 
 req/s counts 2xx responses only; queries/request and bytes come from one request \
-outside the load; errors are socket errors, timeouts and non-2xx responses.
+outside the load; DB CPU ms/request: user + system CPU of the PostgreSQL backends holding \
+the service's connections (`/proc/<pid>/stat`, 10 ms ticks) during the measured run, over \
+its requests (a database on this machine only); errors are socket errors, timeouts and \
+non-2xx responses.
 
 {markdown_table(results)}
 

@@ -1,10 +1,14 @@
 """The pure parts of the bench harness: parsing, ratios, the Markdown writer."""
 
+import os
 import re
+import subprocess
+import sys
+from urllib.parse import urlsplit
 
 import pytest
 
-from bench.__main__ import check_deep_pages, parse_args
+from bench.__main__ import check_deep_pages, parse_args, server_rows
 from bench.cursors import path_of
 from bench.load import (
     LUA_SCRIPT,
@@ -18,6 +22,7 @@ from bench.load import (
     plan_rows,
     scenario_paths,
     serves,
+    service_variant,
 )
 from bench.report import (
     END,
@@ -30,6 +35,15 @@ from bench.report import (
     ratio,
     replace_block,
 )
+from bench.serialization import (
+    Runs,
+    check_same_json,
+    left_to_python,
+    measure_runs,
+    repeat_for,
+)
+from bench.serialization import parse_args as serialization_args
+from bench.serialization import table as serialization_table
 from bench.server import DeepPage
 
 WRK_STDOUT = """Running 2s test @ http://127.0.0.1:8000/floor/products/?page_size=50
@@ -258,7 +272,7 @@ def test_markdown_table_labels_depths_and_ends_with_the_deep_summary():
 
     assert len(lines) == 2 + 6 + 2
     assert lines[3].startswith("| stats | api | 2,000 | ") and lines[3].endswith("| 100.00x | - |")
-    assert lines[4].startswith("| deep | naive @ 0 | 100 | 10.0 | 30.0 | 2 |")
+    assert lines[4].startswith("| deep | naive @ 0 | 100 | 10.0 | 30.0 | 2 | - |")
     assert lines[7].startswith("| deep | api @ 900,000 | 190 | 6.0 | 18.0 |")
     assert lines[7].endswith("| 95.00x | - |")
     assert lines[8] == ""
@@ -275,10 +289,15 @@ def test_markdown_table_has_one_row_per_result_with_ratios():
 
     lines = markdown_table(results).splitlines()
 
-    assert lines[0].startswith("| scenario | target | req/s | p50 ms | p99 ms | queries/request")
+    assert lines[0].startswith(
+        "| scenario | target | req/s | p50 ms | p99 ms | queries/request | DB CPU ms/request"
+    )
     assert len(lines) == 4
-    assert lines[2] == "| list | naive | 50.0 | 1.0 | 3.0 | 52 | 512 | 0 | 1.00x | 0.04x |"
-    assert lines[3] == "| list | floor | 1,234 | 1.0 | 3.0 | - | 512 | 0 | 24.69x | 1.00x |"
+    assert lines[2] == "| list | naive | 50.0 | 1.0 | 3.0 | 52 | - | 512 | 0 | 1.00x | 0.04x |"
+    assert lines[3] == "| list | floor | 1,234 | 1.0 | 3.0 | - | - | 512 | 0 | 24.69x | 1.00x |"
+    database = Result("list", "database", "/api/", load(100), Probe(200, 512, 1), None, 2.345)
+    assert markdown_table([database]).splitlines()[2].startswith("| list | database | 100 ")
+    assert "| 1 | 2.35 | 512 | 0 |" in markdown_table([database])
 
 
 def test_replace_block_replaces_only_the_marked_block():
@@ -374,3 +393,126 @@ def test_zoo_targets_and_table():
         "| hyperlinked | HyperlinkedDeviceSerializer | 100% | 100 | 30.00 | 10.00 | 3.00x "
         "| >= 2x | yes |"
     )
+
+
+def test_the_database_and_uncached_targets_serve_the_api_list_from_servers_of_their_own():
+    assert scenario_paths("list", "database", [3]) == ["/api/products/?page_size=50"]
+    assert scenario_paths("list", "uncached", [3]) == ["/api/products/?page_size=50"]
+    assert service_variant("database") == {
+        "REPRESENTATION_CACHE": "off",
+        "RENDER_IN_DATABASE": "on",
+    }
+    assert service_variant("uncached") == {
+        "REPRESENTATION_CACHE": "off",
+        "RENDER_IN_DATABASE": "off",
+    }
+    assert service_variant("api") == {}
+    assert serves("list", "database") and not serves("detail", "database")
+    assert not serves("stats", "uncached") and not serves("deep", "database")
+    assert serves("detail", "floor")
+
+    rows = plan_rows(["list", "detail"], ["database", "api", "uncached"], [7], [], {})
+
+    assert [(r.scenario, r.target) for r in rows] == [
+        ("list", "database"),
+        ("list", "api"),
+        ("list", "uncached"),
+        ("detail", "api"),
+    ]
+    # The shared server first, then one per variant; results keep the order of the rows.
+    assert server_rows(rows) == {"": [1, 3], "database": [0], "uncached": [2]}
+    assert server_rows(rows[:1]) == {"database": [0]}
+
+
+def runs(wall: list[float], app: float | None = None, db: float | None = None) -> Runs:
+    cpu = {name: [ms] * len(wall) for name, ms in (("app", app), ("db", db)) if ms is not None}
+    return Runs(wall, cpu)
+
+
+def test_serialization_table_reports_cpu_on_either_side_and_ratios_to_drf_and_floor():
+    results = {
+        1000: {
+            "drf": runs([100.0, 90.0, 110.0], app=95.0, db=2.0),
+            "floor": runs([20.0], app=18.0, db=2.0),
+            "database": runs([10.0, 12.5], app=4.0, db=9.25),
+            "serpy": runs([50.0]),
+        }
+    }
+
+    lines = serialization_table(results).splitlines()
+
+    assert lines[0].startswith("| rows | implementation | median ms | min ms | max ms ")
+    assert "| app CPU ms | DB CPU ms | DRF / this | this / floor |" in lines[0]
+    assert lines[2] == "| 1,000 | drf | 100.0 | 90.0 | 110.0 | 95.0 | 2.0 | 1.00x | 5.00x |"
+    assert lines[4] == "| 1,000 | database | 11.2 | 10.0 | 12.5 | 4.0 | 9.2 | 8.89x | 0.56x |"
+    assert lines[5] == "| 1,000 | serpy | 50.0 | 50.0 | 50.0 | - | - | 2.00x | 2.50x |"
+    assert left_to_python({1000: 0, 10_000: 3}) == (
+        "\n\nRows `database` left to Python (rendered by the compiled plan): "
+        "0 of 1,000; 3 of 10,000."
+    )
+    assert left_to_python({}) == ""
+
+
+def test_check_same_json_holds_the_database_path_to_drf_json():
+    same = {"drf": lambda n: b'[{"a":1}]', "database": lambda n: b'[{"a": 1}]'}
+    check_same_json(same | {"queries": lambda n: b""}, 5)
+
+    with pytest.raises(SystemExit, match="database does not render the same JSON as drf"):
+        check_same_json(same | {"database": lambda n: b'[{"a":"1"}]'}, 5)
+
+
+def test_measure_runs_reads_each_clock_around_each_run():
+    ticks = iter(range(100))
+    calls: list[str] = []
+
+    def serialize(name):
+        return lambda n: calls.append(name) or b""
+
+    measured = measure_runs(
+        {"drf": serialize("drf"), "database": serialize("database")},
+        10,
+        3,
+        {"db": lambda: next(ticks) / 8},  # 125 ms a tick: exact in binary
+    )
+
+    assert calls == ["drf", "database", "database", "drf", "drf", "database"]
+    assert all(len(r.wall_ms) == 3 for r in measured.values())
+    assert measured["drf"].cpu_ms == {"db": [125.0, 125.0, 125.0]}
+    assert measured["database"].mean_cpu("db") == 125.0
+    assert measured["database"].mean_cpu("app") is None
+
+
+def test_repeat_for_runs_fewer_times_past_ten_thousand_rows_but_never_under_five():
+    assert [repeat_for(n, 15) for n in (1000, 10_000, 30_000, 100_000)] == [15, 15, 5, 5]
+    assert repeat_for(20, 2) == 2
+
+
+def test_serialization_args_sizes_sections_and_smoke():
+    args = serialization_args([])
+    assert args.rows == [1000, 10_000, 100_000] and args.sections == ["flat", "nested"]
+    smoke = serialization_args(["--smoke", "--sections", "nested"])
+    assert (smoke.rows, smoke.repeat, smoke.no_write, smoke.sections) == ([20], 2, True, ["nested"])
+    assert smoke.database_url.endswith("/drf_scale_serial_smoke")
+
+
+@pytest.mark.postgres
+@pytest.mark.once
+def test_serialization_smoke_renders_the_same_json_four_ways_flat_and_nested():
+    """The harness end to end on a tiny catalog of its own database: every implementation,
+    ``database`` included, renders DRF's JSON (check_same_json), flat and nested."""
+    url = urlsplit(os.environ["DATABASE_URL"])._replace(path="/drf_scale_serial_smoke")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.serialization", "--smoke", "--database-url", url.geturl()],
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = done.stdout.split("#### ")[1:]
+    assert [t.split(" ", 1)[0] for t in tables] == ["Flat", "Nested"]
+    for section in tables:
+        names = [line.split(" | ")[1] for line in section.splitlines() if line.startswith("| 20 ")]
+        assert {"drf", "compiled", "floor", "database"} <= set(names)
+        assert "Rows `database` left to Python" in section

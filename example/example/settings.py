@@ -153,6 +153,9 @@ DRF_SCALE = {
     # Milliseconds a replica's sampled position is reused.
     "REPLICA_SAMPLE_MS": int(os.environ.get("REPLICA_SAMPLE_MS", "20")),
 }
+# RENDER_IN_DATABASE=off: /api/ product lists render through the compiled plan in Python, not
+# as JSON built by PostgreSQL (the view's render_in_database; the bench's uncached row).
+RENDER_IN_DATABASE = os.environ.get("RENDER_IN_DATABASE", "on") != "off"
 # EDGE_PURGE_URLS: Varnish instances (with the xkey vmod) in front; writes purge them.
 if os.environ.get("EDGE_PURGE_URLS"):
     DRF_SCALE |= {

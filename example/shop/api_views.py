@@ -1,5 +1,6 @@
 """The /api/ views: the /naive/ contract, with drf_scale doing the heavy lifting."""
 
+from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -112,8 +113,9 @@ class ProductViewSet(ScaleModelViewSet):
     parser_classes = [ORJSONParser, FormParser, MultiPartParser]
 
     # On PostgreSQL the database writes the list's JSON (drf_scale.sqljson): lists are the
-    # reads a replica serves; elsewhere the compiled plan renders it.
-    render_in_database = True
+    # reads a replica serves; elsewhere the compiled plan renders it. RENDER_IN_DATABASE=off
+    # (the bench's "uncached" target) renders it in Python.
+    render_in_database = settings.RENDER_IN_DATABASE
 
     # Products read the same for everyone; review_count and rating_avg read the reviews.
     cache_scope = "public"
