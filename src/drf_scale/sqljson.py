@@ -312,6 +312,7 @@ class _Unsupported(Exception):
 
 
 _TEXT = (models.CharField, models.TextField)
+_BIG_INTEGER = getattr(fields, "BigIntegerField", None)  # DRF 3.17+
 _INTEGER = (models.IntegerField, models.AutoField, models.BigAutoField, models.SmallAutoField)
 
 
@@ -534,7 +535,7 @@ def converter_of(f: Any, model_field: Any) -> Converter:
                    fields.RegexField):  # fmt: skip
         if isinstance(model_field, _TEXT):
             return _string
-    elif kind is fields.BigIntegerField:
+    elif kind is _BIG_INTEGER:
         if isinstance(model_field, _INTEGER):
             coerce = getattr(f, "coerce_to_string", api_settings.COERCE_BIGINT_TO_STRING)
             return _quoted if coerce else _integer
