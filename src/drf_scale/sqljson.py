@@ -303,7 +303,6 @@ class _Many:
 
 @dataclass(frozen=True)
 class _Object:
-    model: type[models.Model]
     items: tuple[_Value | _One | _Many, ...]
 
 
@@ -348,7 +347,7 @@ class _Compiler:
                 items.append(self.field(f, model, declared, f"{where}.{name}", root))
             except _Unsupported as exc:
                 self.fail(f"{where}.{name}", f, str(exc))
-        return _Object(model, tuple(items))
+        return _Object(tuple(items))
 
     def field(
         self,
@@ -748,10 +747,9 @@ class DatabasePlan:
     def rows(self, queryset: QuerySet, extra_columns: Iterable[str] = ()) -> QuerySet | None:
         """``queryset`` as ``values()`` rows of ``JSON_COLUMN`` (the row's JSON text, None
         where Python must render it), its primary key and ``extra_columns``: paginate it,
-        ``render()`` a page. None when a field cannot render in SQL for this request (a view
+        ``render()`` a page. For a queryset the plan is usable for (``unusable()`` is None, which
+        the caller asks once); None when a field cannot render in SQL for this request (a view
         annotation the queryset lacks, a format or time zone set since)."""
-        if self.unusable(queryset) is not None:
-            return None
         assert self._root is not None
         queryset = queryset_of(queryset)
         annotated = QueryPlan(annotations=self._annotations).apply(queryset.prefetch_related(None))
@@ -788,8 +786,8 @@ class DatabasePlan:
     def render_by_pk(
         self, queryset: QuerySet, pks: Sequence[Any], context: Mapping[str, Any] | None = None
     ) -> dict[Any, Any]:
-        """The representations of rows ``pks`` of ``queryset`` by primary key: their JSON, as
-        ``orjson.Fragment``."""
+        """The representations of rows ``pks`` of ``queryset`` (one the plan is usable for) by
+        primary key: their JSON, as ``orjson.Fragment``."""
         rows = self.rows(queryset.filter(pk__in=pks))
         if rows is None:
             return self.read_plan.render_by_pk(queryset, pks, context)
@@ -802,7 +800,7 @@ class DatabasePlan:
     def execute(self, queryset: Any, context: Mapping[str, Any] | None = None) -> bytes:
         """The compact JSON of ``serializer_class(queryset, many=True).data``."""
         queryset = queryset_of(queryset)
-        rows = self.rows(queryset)
+        rows = None if self.unusable(queryset) is not None else self.rows(queryset)
         if rows is None:
             return ORJSONRenderer().render(self.read_plan.execute(queryset, context))
         bodies = self.render(list(rows), queryset, context)
